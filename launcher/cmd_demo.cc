@@ -1,0 +1,94 @@
+// corral demo: a tour of `corral exec` in a scratch workspace. Each step shows the command line a
+// user would type and what they would see.
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "launcher/commands.h"
+
+extern char** environ;
+
+namespace corral::launcher {
+namespace {
+
+struct Step {
+  const char* what;
+  bool expect_success;
+  std::vector<std::string> argv;  // after "corral exec --"
+};
+
+int RunSelf(const std::string& self, const std::string& workspace, const Step& step) {
+  std::vector<std::string> args = {self, "exec", "--cwd", workspace, "--"};
+  args.insert(args.end(), step.argv.begin(), step.argv.end());
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  if (posix_spawn(&pid, self.c_str(), nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string Quote(const std::string& s) {
+  if (s.find_first_of(" '\"$&|;<>()*") == std::string::npos) return s;
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+int Demo() {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return kExitBadInput;
+  std::string corral(self, n);
+  std::string workspace = std::filesystem::temp_directory_path() / "corral-demo-XXXXXX";
+  if (!mkdtemp(workspace.data())) {
+    std::perror("corral demo: mkdtemp");
+    return kExitTaskFailed;
+  }
+  const Step steps[] = {
+      {"The command works in its workspace", true,
+       {"sh", "-c", "echo 'written inside the sandbox' > note.txt && cat note.txt && id -u"}},
+      {"System directories are read-only", false, {"sh", "-c", "echo x > /etc/corral-demo"}},
+      {"Nothing else of the host is there (no home directory, no host /tmp)", false,
+       {"ls", std::getenv("HOME") ? std::getenv("HOME") : "/root"}},
+      {"The only network interface is loopback (egress = \"none\")", true,
+       {"cat", "/proc/net/dev"}},
+      {"Creating namespaces is denied by seccomp", false, {"unshare", "--user", "true"}},
+      {".git/hooks cannot be planted", false,
+       {"sh", "-c", "mkdir -p .git/hooks && echo evil > .git/hooks/pre-commit"}},
+  };
+  std::printf("corral demo: workspace %s, policy policies/default.toml (built in)\n\n",
+              workspace.c_str());
+  int unexpected = 0;
+  for (const Step& step : steps) {
+    std::string line = "corral exec --";
+    for (const std::string& a : step.argv) line += " " + Quote(a);
+    std::printf("== %s\n$ %s\n", step.what, line.c_str());
+    std::fflush(stdout);
+    int code = RunSelf(corral, workspace, step);
+    bool ok = code == 0;
+    std::printf("-> exit %d (%s)\n\n", code,
+                ok == step.expect_success ? (ok ? "allowed" : "blocked, as it should be")
+                                          : "UNEXPECTED");
+    if (ok != step.expect_success) ++unexpected;
+  }
+  std::filesystem::remove_all(workspace);
+  std::printf("%s\n", unexpected == 0 ? "corral demo: every fence held."
+                                      : "corral demo: some steps did not behave as expected.");
+  return unexpected == 0 ? kExitOk : kExitTaskFailed;
+}
+
+}  // namespace
+
+std::function<int()> DefineDemo(CLI::App*) { return [] { return Demo(); }; }
+
+}  // namespace corral::launcher

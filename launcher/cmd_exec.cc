@@ -1,0 +1,76 @@
+// corral exec [--policy FILE] [--cwd DIR] [--result FILE] [-v] -- CMD ARGS...
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+
+#include "launcher/commands.h"
+#include "launcher/policy_file.h"
+#include "launcher/spec_from_policy.h"
+#include "sandbox/sandbox.h"
+
+namespace corral::launcher {
+namespace {
+
+struct ExecOptions {
+  std::string policy;
+  std::string cwd;
+  std::string result_file;
+  bool verbose = false;
+  std::vector<std::string> command;
+};
+
+int SetupFailed(const std::string& message) {
+  std::fprintf(stderr, "corral: %s\n", message.c_str());
+  return kExitSandboxSetup;
+}
+
+int RunExec(const ExecOptions& o) {
+  auto policy = o.policy.empty() ? DefaultPolicy() : LoadPolicy(o.policy);
+  if (!policy) {
+    std::fprintf(stderr, "corral: %s\n", policy.error().c_str());
+    return kExitBadInput;
+  }
+  char buf[PATH_MAX];
+  std::string dir = o.cwd.empty() ? "." : o.cwd;
+  if (!realpath(dir.c_str(), buf)) {
+    std::fprintf(stderr, "corral: --cwd %s: %s\n", dir.c_str(), std::strerror(errno));
+    return kExitBadInput;
+  }
+  auto spec = SpecFromPolicy(*policy, buf, o.command, HostEnv::FromEnviron());
+  if (!spec) return SetupFailed(spec.error());
+  auto helper = HelperPath();
+  if (!helper) return SetupFailed(helper.error());
+  auto result = sandbox::Run(*spec, {*helper});
+  if (!result) return SetupFailed(result.error().message);
+  const sandbox::Result& r = *result;
+  if (!o.result_file.empty()) {
+    std::ofstream out(o.result_file);
+    out << sandbox::ToJson(r) << "\n";
+  }
+  bool abnormal = r.timed_out || r.oom_killed || r.cpu_limit_hit || r.exec_errno != 0 ||
+                  !r.exited || (!r.denials.empty() && r.exit_code != 0);
+  if (abnormal || o.verbose) {
+    std::fprintf(stderr, "corral: %s: %s\n", o.command[0].c_str(), r.Describe().c_str());
+  }
+  if (o.verbose) {
+    for (const std::string& note : r.notes) std::fprintf(stderr, "corral: note: %s\n", note.c_str());
+  }
+  return r.ExitStatus();
+}
+
+}  // namespace
+
+std::function<int()> DefineExec(CLI::App* app) {
+  auto o = std::make_shared<ExecOptions>();
+  app->add_option("--policy", o->policy, "Policy file (default: the built-in policies/default.toml)");
+  app->add_option("--cwd", o->cwd, "Workspace directory, read-write inside (default: current)");
+  app->add_option("--result", o->result_file, "Write the structured result as JSON to this file");
+  app->add_flag("-v,--verbose", o->verbose, "Say how the command ended and how limits were enforced");
+  app->add_option("command", o->command, "The command and its arguments, after --")->required();
+  return [o] { return RunExec(*o); };
+}
+
+}  // namespace corral::launcher

@@ -1,0 +1,44 @@
+#include "launcher/commands.h"
+
+#include <cstdio>
+#include <vector>
+
+#include "launcher/version.h"
+
+namespace corral::launcher {
+
+std::span<const Command> Commands() {
+  static const Command kCommands[] = {
+      {"exec", "Run one command in a sandbox: corral exec [--policy FILE] [--cwd DIR] -- CMD ARGS...",
+       DefineExec},
+      {"policy", "Validate policies: corral policy check FILE...", DefinePolicy},
+      {"demo", "Show a sandboxed command that works and attempts the sandbox blocks", DefineDemo},
+  };
+  return kCommands;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app("corral runs many coding agents at once, each in its own sandbox and worktree.",
+               "corral");
+  app.set_version_flag("--version", std::string("corral ") + kVersion);
+  app.require_subcommand(1);
+  std::vector<std::function<int()>> runs;
+  std::vector<CLI::App*> subs;
+  for (const Command& c : Commands()) {
+    CLI::App* sub = app.add_subcommand(c.name, c.help);
+    subs.push_back(sub);
+    runs.push_back(c.define(sub));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitBadInput;
+  }
+  for (size_t i = 0; i < subs.size(); ++i) {
+    if (subs[i]->parsed()) return runs[i]();
+  }
+  return kExitBadInput;
+}
+
+}  // namespace corral::launcher

@@ -1,0 +1,34 @@
+// The table of corral's subcommands. Each lives in its own file (cmd_*.cc) and registers here.
+#pragma once
+
+#include <functional>
+#include <span>
+
+#include <CLI/CLI.hpp>
+
+namespace corral::launcher {
+
+// Exit statuses of every command but `exec` (DESIGN.md).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitTaskFailed = 1;
+inline constexpr int kExitBadInput = 2;
+// `corral exec` when the sandbox could not be set up.
+inline constexpr int kExitSandboxSetup = 125;
+
+struct Command {
+  const char* name;
+  const char* help;
+  // Adds the command's options to `app` and returns what runs it after parsing.
+  std::function<int()> (*define)(CLI::App* app);
+};
+
+std::span<const Command> Commands();
+
+// Entry point of the corral binary.
+int Main(int argc, char** argv);
+
+std::function<int()> DefineExec(CLI::App* app);
+std::function<int()> DefinePolicy(CLI::App* app);
+std::function<int()> DefineDemo(CLI::App* app);
+
+}  // namespace corral::launcher

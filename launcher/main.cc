@@ -1,0 +1,3 @@
+#include "launcher/commands.h"
+
+int main(int argc, char** argv) { return corral::launcher::Main(argc, argv); }

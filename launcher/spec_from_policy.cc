@@ -1,0 +1,176 @@
+#include "launcher/spec_from_policy.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+
+#include "policy/seccomp_plan.h"
+
+extern char** environ;
+
+namespace corral::launcher {
+namespace {
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0;
+}
+
+std::string RealPath(const std::string& path) {
+  char buf[PATH_MAX];
+  return realpath(path.c_str(), buf) ? std::string(buf) : path;
+}
+
+// Finds `name` as an executable file in `path_list`, as execvp would.
+std::string Which(const std::string& name, const std::string& path_list) {
+  size_t start = 0;
+  while (start <= path_list.size()) {
+    size_t end = path_list.find(':', start);
+    if (end == std::string::npos) end = path_list.size();
+    std::string candidate = path_list.substr(start, end - start) + "/" + name;
+    struct stat st;
+    if (candidate.front() == '/' && stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    start = end + 1;
+  }
+  return {};
+}
+
+std::vector<sandbox::SyscallRule> SyscallRules(const policy::Policy& policy) {
+  std::vector<sandbox::SyscallRule> out;
+  for (const policy::SyscallRule& r : policy::CompileSeccomp(policy)) {
+    sandbox::SyscallRule s;
+    s.name = r.name;
+    s.error = r.action == policy::SyscallAction::kNoSys ? sandbox::DenyErrno::kEnosys
+                                                        : sandbox::DenyErrno::kEperm;
+    for (const policy::ArgMatch& a : r.args) {
+      s.args.push_back({a.index,
+                        a.op == policy::ArgOp::kNe ? sandbox::ArgCompare::Op::kNe
+                                                   : sandbox::ArgCompare::Op::kMaskedEq,
+                        a.mask, a.value});
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+}  // namespace
+
+HostEnv HostEnv::FromEnviron() {
+  HostEnv env;
+  for (char** e = environ; e && *e; ++e) {
+    std::string entry(*e);
+    size_t eq = entry.find('=');
+    if (eq != std::string::npos) env.vars[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  return env;
+}
+
+std::expected<sandbox::Spec, std::string> SpecFromPolicy(const policy::Policy& policy,
+                                                         const std::string& workspace,
+                                                         const std::vector<std::string>& argv,
+                                                         const HostEnv& host) {
+  if (policy.target != policy::Target::kLocal) {
+    return std::unexpected("target: only \"local\" runs in this version of corral");
+  }
+  if (policy.network.egress == policy::EgressKind::kAllowList) {
+    return std::unexpected(
+        "network.egress: allow-lists need the egress proxy, which this version of corral does not "
+        "have yet; use \"none\" or \"host\"");
+  }
+  if (!policy.secrets.inject.empty()) {
+    return std::unexpected("secrets.inject: needs the egress proxy, which this version of corral "
+                           "does not have yet; use secrets.env");
+  }
+  sandbox::Spec spec;
+  spec.argv = argv;
+  spec.workspace = workspace;
+  spec.cwd = workspace;
+  spec.share_network = policy.network.egress == policy::EgressKind::kHost;
+
+  for (const std::string& path : policy.filesystem.read_only) {
+    if (!Exists(path)) {
+      if (policy.filesystem.read_only_is_default) continue;
+      return std::unexpected("filesystem.read_only: " + path + " does not exist on this host");
+    }
+    if (path == workspace) continue;
+    spec.binds.push_back({path, false});
+  }
+  for (const std::string& path : policy.filesystem.read_write) {
+    if (!Exists(path)) {
+      return std::unexpected("filesystem.read_write: " + path + " does not exist on this host");
+    }
+    if (path == workspace) continue;
+    spec.binds.push_back({path, true});
+  }
+  for (const std::string& p : policy.filesystem.protect) {
+    if (p == "." || p == "./") {
+      spec.workspace_read_only = true;
+      continue;
+    }
+    bool dir = p.back() == '/';
+    spec.protect.push_back({dir ? p.substr(0, p.size() - 1) : p, dir});
+  }
+
+  auto lookup = [&](const std::string& name) -> const std::string* {
+    auto it = host.vars.find(name);
+    return it == host.vars.end() ? nullptr : &it->second;
+  };
+  std::map<std::string, std::string> env;
+  for (const std::string& name : policy.env.pass) {
+    if (const std::string* v = lookup(name)) env[name] = *v;
+  }
+  for (const auto& [name, value] : policy.env.set) env[name] = value;
+  for (const std::string& name : policy.secrets.env) {
+    const std::string* v = lookup(name);
+    if (!v) return std::unexpected("secrets.env: " + name + " is not set in corral's environment");
+    env[name] = *v;
+  }
+  for (const auto& [name, value] : env) spec.env.push_back(name + "=" + value);
+
+  if (policy.tools.allow) {
+    std::string path_list = env.count("PATH") ? env["PATH"] : "/usr/local/bin:/usr/bin:/bin";
+    std::vector<std::string> programs;
+    for (const std::string& tool : *policy.tools.allow) {
+      std::string found = tool.front() == '/' ? (Exists(tool) ? tool : "") : Which(tool, path_list);
+      if (found.empty()) {
+        return std::unexpected("tools.allow: '" + tool + "' is not " +
+                               (tool.front() == '/' ? "on this host" : "found in PATH"));
+      }
+      programs.push_back(RealPath(found));
+    }
+    spec.exec_allow = programs;
+  }
+
+  const policy::Limits& l = policy.limits;
+  spec.limits.wall_time = l.wall_time;
+  spec.limits.cpu_time = l.cpu_time;
+  spec.limits.memory = l.memory;
+  spec.limits.pids = l.pids;
+  spec.limits.file_size = l.file_size;
+  spec.limits.open_files = l.open_files;
+  if (l.memory && *l.memory < spec.limits.tmp_size) spec.limits.tmp_size = *l.memory;
+  spec.syscalls = SyscallRules(policy);
+  return spec;
+}
+
+std::expected<std::string, std::string> HelperPath() {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (n <= 0) return std::unexpected("cannot find corral's own binary");
+  std::string dir(self, n);
+  dir = dir.substr(0, dir.rfind('/'));
+  for (const std::string& candidate :
+       {dir + "/../libexec/corral/corral-sandbox", dir + "/corral-sandbox",
+        dir + "/../sandbox/corral-sandbox"}) {
+    if (access(candidate.c_str(), X_OK) == 0) return RealPath(candidate);
+  }
+  return std::unexpected("cannot find the corral-sandbox helper next to " + std::string(self, n) +
+                         " or in ../libexec/corral");
+}
+
+}  // namespace corral::launcher

@@ -1,0 +1,29 @@
+// Composes a policy, a workspace and a command into the Spec the sandbox enforces.
+#pragma once
+
+#include <expected>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "policy/policy.h"
+#include "sandbox/spec.h"
+
+namespace corral::launcher {
+
+struct HostEnv {
+  std::map<std::string, std::string> vars;  // corral's own environment
+  static HostEnv FromEnviron();
+};
+
+// Errors name the policy key and the host path or variable ("filesystem.read_only: /opt/x does
+// not exist on this host"). `workspace` must be an absolute, existing directory.
+std::expected<sandbox::Spec, std::string> SpecFromPolicy(const policy::Policy& policy,
+                                                         const std::string& workspace,
+                                                         const std::vector<std::string>& argv,
+                                                         const HostEnv& host);
+
+// The corral-sandbox helper next to this corral binary (build tree) or in ../libexec/corral.
+std::expected<std::string, std::string> HelperPath();
+
+}  // namespace corral::launcher

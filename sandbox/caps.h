@@ -1,0 +1,15 @@
+// Capabilities and privilege bits of the process that becomes the command.
+#pragma once
+
+#include "sandbox/error.h"
+
+namespace corral::sandbox::caps {
+
+// Sets no_new_privs. Required before Landlock and seccomp; survives execve.
+Expected<> SetNoNewPrivs();
+
+// Drops every capability for good: bounding set, ambient set, and the effective, permitted and
+// inheritable sets; locks the securebits so uid 0 inside regains nothing at execve.
+Expected<> DropAll();
+
+}  // namespace corral::sandbox::caps

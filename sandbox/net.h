@@ -1,0 +1,12 @@
+// Network namespace setup.
+#pragma once
+
+#include "sandbox/error.h"
+
+namespace corral::sandbox::net {
+
+// Child side, in a new network namespace: brings the loopback interface up (the kernel adds
+// 127.0.0.1 and ::1 to it). No other interface exists, so nothing leaves the sandbox.
+Expected<> BringUpLoopback();
+
+}  // namespace corral::sandbox::net

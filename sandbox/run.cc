@@ -1,0 +1,109 @@
+// The launcher's side of a sandbox: starts the helper with Boost.Process and talks to it over a
+// socket. The only file that sees Boost.Process; its exceptions stop here.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/process.hpp>
+
+#include "sandbox/sandbox.h"
+#include "sandbox/seccomp.h"
+
+namespace corral::sandbox {
+namespace {
+
+std::atomic<pid_t> g_helper{0};
+
+void Forward(int sig) {
+  pid_t pid = g_helper.load();
+  if (pid > 0) kill(pid, sig);
+}
+
+// Forwards termination signals to the helper for as long as it lives.
+class SignalForwarding {
+ public:
+  SignalForwarding() {
+    struct sigaction sa {};
+    sa.sa_handler = Forward;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (size_t i = 0; i < std::size(kSignals); ++i) sigaction(kSignals[i], &sa, &old_[i]);
+  }
+  ~SignalForwarding() {
+    for (size_t i = 0; i < std::size(kSignals); ++i) sigaction(kSignals[i], &old_[i], nullptr);
+  }
+
+ private:
+  static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction old_[3];
+};
+
+Expected<> WriteAll(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return ErrnoError("send spec to helper");
+    done += n;
+  }
+  return {};
+}
+
+std::string ReadAll(int fd) {
+  std::string out;
+  char buf[8192];
+  while (true) {
+    ssize_t n = read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, n);
+  }
+  return out;
+}
+
+}  // namespace
+
+bool KnownSyscall(std::string_view name) { return seccomp::KnownSyscall(name); }
+
+Expected<Result> Run(const Spec& spec, const RunOptions& options) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoError("socketpair");
+  // The helper's end is inherited; its number is on the command line, the data never is.
+  fcntl(sv[1], F_SETFD, 0);
+  SignalForwarding forwarding;
+  std::error_code ec;
+  boost::process::child helper;
+  try {
+    boost::process::environment no_environment;
+    helper = boost::process::child(
+        boost::process::exe = options.helper_path,
+        boost::process::args = {"--ipc-fd", std::to_string(sv[1]), "--parent",
+                                std::to_string(getpid())},
+        no_environment, ec);
+  } catch (const std::exception& e) {
+    ec = std::make_error_code(std::errc::io_error);
+  }
+  close(sv[1]);
+  if (ec || !helper.valid()) {
+    close(sv[0]);
+    return Fail("start " + options.helper_path + ": " + ec.message());
+  }
+  g_helper = helper.id();
+  auto sent = WriteAll(sv[0], ToJson(spec));
+  shutdown(sv[0], SHUT_WR);
+  std::string reply = ReadAll(sv[0]);
+  close(sv[0]);
+  helper.wait(ec);
+  g_helper = 0;
+  if (!sent) return std::unexpected(sent.error());
+  if (reply.empty()) {
+    return Fail("the sandbox helper died (exit " + std::to_string(helper.exit_code()) + ")");
+  }
+  // The helper answers "E<message>" when the sandbox could not be set up, else "R<result json>".
+  if (reply[0] == 'E') return Fail(reply.substr(1));
+  return ResultFromJson(reply.substr(1));
+}
+
+}  // namespace corral::sandbox

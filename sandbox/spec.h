@@ -1,0 +1,106 @@
+// The input and output of one sandboxed run. Plain values: corral::sandbox knows nothing of policy
+// files or git. The launcher fills a Spec from a policy; the helper process enforces it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sandbox/error.h"
+
+namespace corral::sandbox {
+
+// A host path made visible at the same path inside.
+struct Bind {
+  std::string path;  // absolute, normalized
+  bool writable = false;
+};
+
+// A path inside the workspace that stays read-only, also when it does not exist yet.
+struct Protected {
+  std::string path;  // relative to the workspace
+  bool directory = false;
+};
+
+enum class DenyErrno { kEperm, kEnosys };
+
+struct ArgCompare {
+  enum class Op { kMaskedEq, kNe };
+  unsigned index = 0;
+  Op op = Op::kMaskedEq;
+  uint64_t mask = 0;
+  uint64_t value = 0;
+};
+
+// A syscall the filter refuses when all `args` comparisons hold. kEperm denials are reported to the
+// supervisor (seccomp user notification), so the result can say which calls were denied.
+struct SyscallRule {
+  std::string name;
+  DenyErrno error = DenyErrno::kEperm;
+  std::vector<ArgCompare> args;
+};
+
+struct Limits {
+  std::optional<std::chrono::milliseconds> wall_time;
+  std::optional<std::chrono::milliseconds> cpu_time;
+  std::optional<uint64_t> memory;
+  std::optional<uint64_t> pids;
+  std::optional<uint64_t> file_size;
+  std::optional<uint64_t> open_files;
+  uint64_t tmp_size = 512ULL << 20;  // size of the private /tmp and /dev/shm
+  std::chrono::milliseconds kill_grace{2000};  // SIGTERM to SIGKILL on timeout
+};
+
+struct Spec {
+  std::vector<std::string> argv;  // argv[0] is resolved inside the sandbox through PATH in env
+  std::vector<std::string> env;   // "NAME=value", the complete environment of the command
+  std::string workspace;          // absolute host path, same path inside
+  bool workspace_read_only = false;
+  std::string cwd;                // absolute; Default: the workspace
+  std::vector<Bind> binds;        // besides the workspace
+  std::vector<Protected> protect;
+  bool share_network = false;     // false: a network namespace with only loopback
+  // When set, only these programs (absolute paths) may be executed; the dynamic loader is added.
+  std::optional<std::vector<std::string>> exec_allow;
+  Limits limits;
+  std::vector<SyscallRule> syscalls;
+  std::string hostname = "corral";
+};
+
+struct Denial {
+  std::string syscall;
+  uint64_t count = 0;
+};
+
+// What happened to the command. Exactly one of: exited, killed by a signal, or never started.
+struct Result {
+  bool exited = false;
+  int exit_code = 0;     // when exited
+  int signal = 0;        // when killed by a signal
+  int exec_errno = 0;    // the command could not be executed (ENOENT, EACCES, ...)
+  bool timed_out = false;       // the wall-time limit stopped it
+  bool cpu_limit_hit = false;   // the cpu-time limit stopped it
+  bool oom_killed = false;      // the memory limit killed a process of the sandbox
+  std::vector<Denial> denials;  // syscalls the filter refused, in first-seen order
+  std::string last_denied;
+  std::chrono::milliseconds wall_time{0};
+  std::chrono::milliseconds cpu_time{0};  // of the whole sandbox, when a cgroup measured it
+  uint64_t peak_memory = 0;               // bytes, when a cgroup measured it
+  std::vector<std::string> notes;         // e.g. which fallback enforced a limit
+
+  // The exit status `corral exec` returns: the command's own, 124 on timeout, 126/127 when it
+  // could not be executed, 128+N for signal N.
+  int ExitStatus() const;
+  // One line for humans, e.g. "killed by SIGKILL (out of memory: limits.memory)".
+  std::string Describe() const;
+};
+
+// Serialization between corral and its helper process.
+std::string ToJson(const Spec& spec);
+Expected<Spec> SpecFromJson(const std::string& text);
+std::string ToJson(const Result& result);
+Expected<Result> ResultFromJson(const std::string& text);
+
+}  // namespace corral::sandbox

@@ -1,0 +1,274 @@
+#include "sandbox/supervisor.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "sandbox/cgroup.h"
+#include "sandbox/contain.h"
+#include "sandbox/ipc.h"
+#include "sandbox/landlock.h"
+#include "sandbox/mnt.h"
+#include "sandbox/seccomp.h"
+#include "sandbox/user.h"
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+namespace corral::sandbox {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  Fd& operator=(Fd&& o) noexcept {
+    reset(o.fd_);
+    o.fd_ = -1;
+    return *this;
+  }
+  ~Fd() { reset(); }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Removes the protected-path placeholders whatever happens.
+struct PlaceholderGuard {
+  std::vector<std::string> created;
+  ~PlaceholderGuard() { mnt::RemovePlaceholders(created); }
+};
+
+// What the sandbox told us and what we saw of it.
+struct Watch {
+  std::string setup_error;
+  bool agent_reported = false;
+  int agent_status = 0;
+  int exec_errno = 0;
+  Fd listener;
+  std::vector<Denial> denials;
+  std::string last_denied;
+
+  void Handle(const ipc::Message& m, std::vector<int>& fds) {
+    switch (m.type) {
+      case ipc::Type::kSetupError:
+        if (setup_error.empty()) setup_error = m.text;
+        break;
+      case ipc::Type::kListener:
+        if (!fds.empty()) {
+          listener.reset(fds[0]);
+          fds.erase(fds.begin());
+        }
+        break;
+      case ipc::Type::kExecFailed:
+        exec_errno = m.value;
+        break;
+      case ipc::Type::kAgentExited:
+        agent_reported = true;
+        agent_status = m.value;
+        break;
+      default:
+        break;
+    }
+    for (int fd : fds) close(fd);
+    fds.clear();
+  }
+
+  void Denied(const std::string& name) {
+    last_denied = name;
+    auto it = std::find_if(denials.begin(), denials.end(),
+                           [&](const Denial& d) { return d.syscall == name; });
+    if (it == denials.end()) denials.push_back({name, 1});
+    else ++it->count;
+  }
+};
+
+constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+Expected<Fd> BlockSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : kSignals) sigaddset(&set, sig);
+  if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return ErrnoError("sigprocmask");
+  int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (fd < 0) return ErrnoError("signalfd");
+  return Fd(fd);
+}
+
+int CloneFlags(const Spec& spec) {
+  int flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
+  if (!spec.share_network) flags |= CLONE_NEWNET;
+  return flags;
+}
+
+}  // namespace
+
+Expected<Result> Supervise(const Spec& spec) {
+  const Clock::time_point start = Clock::now();
+  Result result;
+  user::Identity identity = user::IdentityForCaller();
+  // Root's supplementary groups would follow the sandbox in; it runs with none.
+  if (identity.privileged && setgroups(0, nullptr) != 0) return ErrnoError("setgroups");
+
+  int abi = landlock::AbiVersion();
+  if (spec.exec_allow && abi == 0) {
+    return Fail("tools.allow needs Landlock, which this kernel does not offer (corral doctor)");
+  }
+  if (abi == 0) result.notes.push_back("Landlock unavailable: file rules enforced by mounts only");
+  auto cgroup = cgroup::Cgroup::Create(spec.limits, &result.notes);
+  if (!cgroup) return std::unexpected(cgroup.error());
+  auto created = mnt::CreatePlaceholders(spec);
+  if (!created) return std::unexpected(created.error());
+  PlaceholderGuard placeholders{*created};
+  auto filter = seccomp::Filter::Build(spec.syscalls);
+  if (!filter) return std::unexpected(filter.error());
+  auto signals = BlockSignals();
+  if (!signals) return std::unexpected(signals.error());
+
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoError("socketpair");
+  Fd sock(sv[0]);
+  int pidfd = -1;
+  long pid = syscall(SYS_clone, CloneFlags(spec) | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd, nullptr,
+                     nullptr);
+  if (pid < 0) {
+    int err = errno;
+    close(sv[1]);
+    return ErrnoError(err == EPERM || err == ENOSPC
+                          ? "create namespaces (user namespaces disabled? see corral doctor)"
+                          : "create namespaces",
+                      err);
+  }
+  if (pid == 0) {
+    close(sv[0]);
+    contain::RunInit({&spec, identity, sv[1], &*filter, abi});
+  }
+  close(sv[1]);
+  Fd init(pidfd);
+  auto abort_setup = [&](const Error& e) -> Expected<Result> {
+    kill(static_cast<pid_t>(pid), SIGKILL);
+    waitpid(static_cast<pid_t>(pid), nullptr, 0);
+    return std::unexpected(e);
+  };
+  if (auto r = user::WriteMaps(static_cast<pid_t>(pid), identity); !r) return abort_setup(r.error());
+  if (auto r = cgroup->Attach(static_cast<pid_t>(pid)); !r) return abort_setup(r.error());
+  std::vector<int> idmapped;
+  if (identity.privileged) {
+    Fd userns(open(("/proc/" + std::to_string(pid) + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC));
+    if (userns.get() < 0) return abort_setup(ErrnoError("open user namespace").error());
+    auto fds = mnt::OpenIdmapped(spec, userns.get());
+    if (!fds) return abort_setup(fds.error());
+    idmapped = *fds;
+  }
+  bool sent = ipc::Send(sock.get(), ipc::Type::kGo, 0, {}, idmapped);
+  for (int fd : idmapped) close(fd);
+  if (!sent) return abort_setup(ErrnoError("start sandbox").error());
+
+  Watch watch;
+  std::optional<Clock::time_point> wall_deadline;
+  if (spec.limits.wall_time) wall_deadline = start + *spec.limits.wall_time;
+  std::optional<Clock::time_point> kill_deadline;
+  const bool watch_cpu = spec.limits.cpu_time.has_value();
+  bool init_done = false;
+  while (!init_done) {
+    Clock::time_point now = Clock::now();
+    Clock::time_point wake = now + std::chrono::hours(24);
+    if (wall_deadline) wake = std::min(wake, *wall_deadline);
+    if (kill_deadline) wake = std::min(wake, *kill_deadline);
+    if (watch_cpu) wake = std::min(wake, now + milliseconds(100));
+    int timeout = static_cast<int>(
+        std::max<int64_t>(0, std::chrono::ceil<milliseconds>(wake - now).count()));
+    pollfd fds[4] = {{init.get(), POLLIN, 0},
+                     {sock.get(), POLLIN, 0},
+                     {signals->get(), POLLIN, 0},
+                     {watch.listener.get(), POLLIN, 0}};
+    int n = poll(fds, watch.listener.get() >= 0 ? 4 : 3, timeout);
+    if (n < 0 && errno != EINTR) return abort_setup(ErrnoError("poll").error());
+    if (n > 0 && (fds[1].revents & POLLIN)) {
+      ipc::Message m;
+      std::vector<int> received;
+      if (ipc::Receive(sock.get(), &m, &received)) watch.Handle(m, received);
+    }
+    if (n > 0 && watch.listener.get() >= 0 && (fds[3].revents & (POLLIN | POLLHUP | POLLERR))) {
+      if (fds[3].revents & POLLIN) {
+        if (auto name = seccomp::AnswerDenied(watch.listener.get())) watch.Denied(*name);
+      } else {
+        watch.listener.reset();
+      }
+    }
+    if (n > 0 && (fds[2].revents & POLLIN)) {
+      signalfd_siginfo info;
+      while (read(signals->get(), &info, sizeof(info)) == sizeof(info)) {
+        kill(static_cast<pid_t>(pid), static_cast<int>(info.ssi_signo));
+      }
+    }
+    if (n > 0 && (fds[0].revents & POLLIN)) init_done = true;
+    now = Clock::now();
+    if (!init_done && wall_deadline && now >= *wall_deadline && !result.timed_out) {
+      result.timed_out = true;
+      kill(static_cast<pid_t>(pid), SIGTERM);
+      kill_deadline = now + spec.limits.kill_grace;
+    }
+    if (!init_done && kill_deadline && now >= *kill_deadline) {
+      kill(static_cast<pid_t>(pid), SIGKILL);
+      kill_deadline.reset();
+    }
+    if (!init_done && watch_cpu && !result.cpu_limit_hit) {
+      uint64_t used_ms = cgroup->Read().cpu_ns / 1'000'000;
+      if (used_ms > static_cast<uint64_t>(spec.limits.cpu_time->count())) {
+        result.cpu_limit_hit = true;
+        kill(static_cast<pid_t>(pid), SIGKILL);
+      }
+    }
+  }
+  int init_status = 0;
+  waitpid(static_cast<pid_t>(pid), &init_status, 0);
+  // Every process of the sandbox is gone; read what is left in the socket.
+  ipc::Message m;
+  std::vector<int> received;
+  while (ipc::Receive(sock.get(), &m, &received)) watch.Handle(m, received);
+
+  if (!watch.setup_error.empty()) return std::unexpected(Error{watch.setup_error});
+  cgroup::Usage usage = cgroup->Read();
+  result.wall_time = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+  result.cpu_time = milliseconds(usage.cpu_ns / 1'000'000);
+  result.peak_memory = usage.peak_memory;
+  result.oom_killed = usage.oom_kills > 0;
+  result.denials = watch.denials;
+  result.last_denied = watch.last_denied;
+  result.exec_errno = watch.exec_errno;
+  if (watch.agent_reported) {
+    int s = watch.agent_status;
+    result.exited = WIFEXITED(s);
+    result.exit_code = WIFEXITED(s) ? WEXITSTATUS(s) : 0;
+    result.signal = WIFSIGNALED(s) ? WTERMSIG(s) : 0;
+    if (result.signal == SIGXCPU) result.cpu_limit_hit = true;
+  } else if (WIFSIGNALED(init_status)) {
+    result.signal = WTERMSIG(init_status);  // stopped from outside before the agent reported
+  } else {
+    return Fail("the sandbox ended before its command started (exit " +
+                std::to_string(WEXITSTATUS(init_status)) + ")");
+  }
+  return result;
+}
+
+}  // namespace corral::sandbox

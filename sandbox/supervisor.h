@@ -1,0 +1,16 @@
+// The helper's side of a sandbox: it creates the namespaces, watches the sandbox from outside and
+// collects the result. Runs in the single-threaded helper process (corral-sandbox).
+#pragma once
+
+#include "sandbox/error.h"
+#include "sandbox/spec.h"
+
+namespace corral::sandbox {
+
+// Runs spec.argv in a new sandbox and waits for it. SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to
+// the caller are forwarded into the sandbox. Returns an Error when the sandbox could not be set up
+// (nothing ran); otherwise the Result, also when the command failed.
+// REQUIRES: a single-threaded caller (the child of clone() uses the whole C library).
+Expected<Result> Supervise(const Spec& spec);
+
+}  // namespace corral::sandbox
