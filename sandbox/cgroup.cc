@@ -142,7 +142,7 @@ Availability Probe() {
 
 Expected<Cgroup> Cgroup::Create(const Limits& limits, std::vector<std::string>* notes) {
   Cgroup cg;
-  if (!limits.memory && !limits.pids && !limits.cpu_time) return cg;
+  if (!limits.memory && !limits.cpu_time) return cg;
   Availability a = Probe();
   if (limits.memory && a.memory.empty()) {
     return Fail(
@@ -176,17 +176,15 @@ Expected<Cgroup> Cgroup::Create(const Limits& limits, std::vector<std::string>* 
       }
     }
   }
-  if (limits.pids) {
-    if (a.pids.empty()) {
-      notes->push_back("limits.pids enforced by RLIMIT_NPROC in the sandbox's user namespace "
-                       "(no pids cgroup available)");
-    } else {
-      auto d = dir_for(a.pids, a.pids_v2);
-      if (!d) return std::unexpected(d.error());
-      (*d)->pids = true;
-      if (auto r = WriteFile((*d)->path + "/pids.max", std::to_string(*limits.pids)); !r) {
-        return std::unexpected(r.error());
-      }
+  // pids are always limited by RLIMIT_NPROC, which counts per user of the sandbox's own user
+  // namespace, so per sandbox. A pids cgroup is added only beside one made for memory or CPU:
+  // creating and removing cgroup directories is most of a small sandbox's set-up cost.
+  if (limits.pids && !a.pids.empty() && (limits.memory || (limits.cpu_time && !a.cpu.empty()))) {
+    auto d = dir_for(a.pids, a.pids_v2);
+    if (!d) return std::unexpected(d.error());
+    (*d)->pids = true;
+    if (auto r = WriteFile((*d)->path + "/pids.max", std::to_string(*limits.pids)); !r) {
+      return std::unexpected(r.error());
     }
   }
   if (limits.cpu_time) {

@@ -30,8 +30,9 @@ Availability Probe();
 class Cgroup {
  public:
   // Creates the cgroup that `limits` needs (memory: memory.max; pids: pids.max; cpu_time: CPU
-  // accounting). Fails, naming the limit and what to do, when a needed controller is unavailable;
-  // pids alone falls back to RLIMIT_NPROC (noted in `notes`).
+  // accounting; pids: pids.max beside one of those, RLIMIT_NPROC always). Fails, naming the limit
+  // and what to do, when the memory controller is unavailable; cpu_time without a cpu controller
+  // is enforced per process by RLIMIT_CPU (noted in `notes`).
   static Expected<Cgroup> Create(const Limits& limits, std::vector<std::string>* notes);
   Cgroup(Cgroup&& other) noexcept : dirs_(std::move(other.dirs_)) {
     other.dirs_.clear();

@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <atomic>
+// Boost.Process 1.74 compiles its vfork launcher only when asked to.
+#define BOOST_POSIX_HAS_VFORK 1
 #include <boost/process.hpp>
+#include <boost/process/posix.hpp>
 
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp.h"
@@ -73,7 +76,7 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
   // The helper's end is inherited; its number is on the command line, the data never is.
   fcntl(sv[1], F_SETFD, 0);
   SignalForwarding forwarding;
-  std::error_code ec;
+  std::string failure;
   boost::process::child helper;
   try {
     boost::process::environment no_environment;
@@ -81,20 +84,21 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
         boost::process::exe = options.helper_path,
         boost::process::args = {"--ipc-fd", std::to_string(sv[1]), "--parent",
                                 std::to_string(getpid())},
-        no_environment, ec);
+        no_environment, boost::process::posix::use_vfork);
   } catch (const std::exception& e) {
-    ec = std::make_error_code(std::errc::io_error);
+    failure = e.what();
   }
   close(sv[1]);
-  if (ec || !helper.valid()) {
+  if (!failure.empty() || !helper.valid()) {
     close(sv[0]);
-    return Fail("start " + options.helper_path + ": " + ec.message());
+    return Fail("start " + options.helper_path + ": " + failure);
   }
   g_helper = helper.id();
   auto sent = WriteAll(sv[0], ToJson(spec));
   shutdown(sv[0], SHUT_WR);
   std::string reply = ReadAll(sv[0]);
   close(sv[0]);
+  std::error_code ec;
   helper.wait(ec);
   g_helper = 0;
   if (!sent) return std::unexpected(sent.error());
