@@ -95,7 +95,9 @@ struct Entry {
   bool writable = false;
   int fd = -1;             // kIdmapped
   std::string link;        // kSymlink target
-  uint64_t size = 0;       // kTmpfs
+  uint64_t size = 0;       // kTmpfs, kDev
+
+  Entry(std::string p, Kind k, bool w = false) : path(std::move(p)), kind(k), writable(w) {}
 };
 
 // Orders mounts so that a parent comes before what is mounted inside it.
@@ -222,7 +224,9 @@ Expected<> Apply(const Entry& e) {
       if (syscall(__NR_move_mount, e.fd, "", AT_FDCWD, dest.c_str(), k::kMoveMountFEmptyPath) != 0) {
         return ErrnoError("move id-mapped mount to " + e.path);
       }
-      return SetAttr(dest, k::kMountAttrNosuid | k::kMountAttrNodev, true);
+      uint64_t attrs = k::kMountAttrNosuid | k::kMountAttrNodev;
+      if (!e.writable) attrs |= k::kMountAttrRdonly;
+      return SetAttr(dest, attrs, true);
     }
     case Kind::kSymlink: {
       if (auto r = MkdirAll(dest.substr(0, dest.rfind('/'))); !r) return r;
@@ -281,9 +285,8 @@ void RemovePlaceholders(const std::vector<std::string>& created) {
   }
 }
 
-std::vector<std::string> WritablePaths(const Spec& spec) {
-  std::vector<std::string> paths;
-  if (!spec.workspace_read_only) paths.push_back(spec.workspace);
+std::vector<std::string> OwnedPaths(const Spec& spec) {
+  std::vector<std::string> paths{spec.workspace};
   for (const Bind& b : spec.binds) {
     if (b.writable) paths.push_back(b.path);
   }
@@ -292,7 +295,7 @@ std::vector<std::string> WritablePaths(const Spec& spec) {
 
 Expected<std::vector<int>> OpenIdmapped(const Spec& spec, int userns_fd) {
   std::vector<int> fds;
-  for (const std::string& path : WritablePaths(spec)) {
+  for (const std::string& path : OwnedPaths(spec)) {
     int fd = static_cast<int>(syscall(__NR_open_tree, AT_FDCWD, path.c_str(),
                                       k::kOpenTreeClone | O_CLOEXEC | AT_RECURSIVE));
     if (fd < 0) {
@@ -333,21 +336,17 @@ Expected<> BuildRoot(const Spec& spec, const std::vector<int>& idmapped) {
 
   std::vector<Entry> entries;
   size_t next_fd = 0;
-  auto writable = [&](const std::string& path) {
+  auto owned = [&](const std::string& path, bool writable) {
     if (!idmapped.empty()) {
-      entries.push_back({path, Kind::kIdmapped, true, idmapped.at(next_fd++)});
+      entries.emplace_back(path, Kind::kIdmapped, writable).fd = idmapped.at(next_fd++);
     } else {
-      entries.push_back({path, Kind::kBind, true});
+      entries.emplace_back(path, Kind::kBind, writable);
     }
   };
-  if (spec.workspace_read_only) {
-    entries.push_back({spec.workspace, Kind::kBind, false});
-  } else {
-    writable(spec.workspace);
-  }
+  owned(spec.workspace, !spec.workspace_read_only);
   for (const Bind& b : spec.binds) {
     if (b.writable) {
-      writable(b.path);
+      owned(b.path, true);
       continue;
     }
     // A symlink (like /bin -> usr/bin) is recreated, not followed, so the view matches the host's.
@@ -355,14 +354,14 @@ Expected<> BuildRoot(const Spec& spec, const std::vector<int>& idmapped) {
     std::string host = kOld + b.path;
     ssize_t n = readlink(host.c_str(), target, sizeof(target) - 1);
     if (n > 0) {
-      entries.push_back({b.path, Kind::kSymlink, false, -1, std::string(target, n)});
+      entries.emplace_back(b.path, Kind::kSymlink).link = std::string(target, n);
     } else {
-      entries.push_back({b.path, Kind::kBind, false});
+      entries.emplace_back(b.path, Kind::kBind);
     }
   }
-  entries.push_back({"/proc", Kind::kProc});
-  entries.push_back({"/dev", Kind::kDev, false, -1, "", spec.limits.tmp_size});
-  entries.push_back({"/tmp", Kind::kTmpfs, true, -1, "", spec.limits.tmp_size});
+  entries.emplace_back("/proc", Kind::kProc);
+  entries.emplace_back("/dev", Kind::kDev).size = spec.limits.tmp_size;
+  entries.emplace_back("/tmp", Kind::kTmpfs, true).size = spec.limits.tmp_size;
   std::stable_sort(entries.begin(), entries.end(), Before);
   for (const Entry& e : entries) {
     if (auto r = Apply(e); !r) return r;

@@ -17,10 +17,11 @@ Expected<std::vector<std::string>> CreatePlaceholders(const Spec& spec);
 // Parent side, after the sandbox ended: removes placeholders that are still empty.
 void RemovePlaceholders(const std::vector<std::string>& created);
 
-// The host paths that are mounted writable: the workspace first, then writable binds in order.
-std::vector<std::string> WritablePaths(const Spec& spec);
+// The host paths whose files belong to the invoking user: the workspace first, then the writable
+// binds in order. Mounted id-mapped when corral runs as root.
+std::vector<std::string> OwnedPaths(const Spec& spec);
 
-// Parent side, privileged only: detached clones of WritablePaths(spec), id-mapped through the
+// Parent side, privileged only: detached clones of OwnedPaths(spec), id-mapped through the
 // user namespace `userns_fd`, so the sandbox user's writes land as the invoking user's.
 Expected<std::vector<int>> OpenIdmapped(const Spec& spec, int userns_fd);
 

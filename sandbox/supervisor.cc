@@ -186,14 +186,15 @@ Expected<Result> Supervise(const Spec& spec) {
   Watch watch;
   std::optional<Clock::time_point> wall_deadline;
   if (spec.limits.wall_time) wall_deadline = start + *spec.limits.wall_time;
-  std::optional<Clock::time_point> kill_deadline;
+  bool kill_pending = false;
+  Clock::time_point kill_deadline{};
   const bool watch_cpu = spec.limits.cpu_time.has_value();
   bool init_done = false;
   while (!init_done) {
     Clock::time_point now = Clock::now();
     Clock::time_point wake = now + std::chrono::hours(24);
     if (wall_deadline) wake = std::min(wake, *wall_deadline);
-    if (kill_deadline) wake = std::min(wake, *kill_deadline);
+    if (kill_pending) wake = std::min(wake, kill_deadline);
     if (watch_cpu) wake = std::min(wake, now + milliseconds(100));
     int timeout = static_cast<int>(
         std::max<int64_t>(0, std::chrono::ceil<milliseconds>(wake - now).count()));
@@ -227,10 +228,11 @@ Expected<Result> Supervise(const Spec& spec) {
       result.timed_out = true;
       kill(static_cast<pid_t>(pid), SIGTERM);
       kill_deadline = now + spec.limits.kill_grace;
+      kill_pending = true;
     }
-    if (!init_done && kill_deadline && now >= *kill_deadline) {
+    if (!init_done && kill_pending && now >= kill_deadline) {
       kill(static_cast<pid_t>(pid), SIGKILL);
-      kill_deadline.reset();
+      kill_pending = false;
     }
     if (!init_done && watch_cpu && !result.cpu_limit_hit) {
       uint64_t used_ms = cgroup->Read().cpu_ns / 1'000'000;

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# End-to-end checks of the corral binary's command line: exit codes and output.
+# Usage: cli_test.sh CORRAL SOURCE_DIR
+set -u
+corral=$1
+src=$2
+passed=0 failed=0
+scratch=$(mktemp -d /tmp/corral-cli-XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+
+check() {  # check NAME EXPECTED_STATUS COMMAND...
+  local name=$1 expected=$2
+  shift 2
+  "$@" >"$scratch/out" 2>"$scratch/err"
+  local status=$?
+  if [ "$status" -eq "$expected" ]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $name: exit $status, expected $expected"
+    sed 's/^/  out: /' "$scratch/out" | head -20
+    sed 's/^/  err: /' "$scratch/err" | head -20
+  fi
+}
+
+contains() {  # contains NAME FILE TEXT
+  if grep -qF -- "$3" "$scratch/$2"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $1: $2 lacks '$3'"
+    sed 's/^/  | /' "$scratch/$2" | head -20
+  fi
+}
+
+check "version" 0 "$corral" --version
+contains "version" out "corral "
+
+check "every shipped policy is valid" 0 "$corral" policy check "$src"/policies/*.toml
+for f in "$src"/policies/*.toml; do
+  contains "policy check $(basename "$f")" out "$f: ok: "
+done
+
+printf '[limits]\nwall_time = "soon"\n' >"$scratch/bad.toml"
+check "a bad policy is exit 2" 2 "$corral" policy check "$scratch/bad.toml"
+contains "a bad policy names file, line, column and key" err \
+  "$scratch/bad.toml:2:13: limits.wall_time: 'soon' is not a duration (examples: 90s, 30m, 1h)"
+
+check "a missing policy file is exit 2" 2 "$corral" exec --policy "$scratch/none.toml" -- true
+contains "a missing policy file is named" err "corral: $scratch/none.toml: No such file or directory"
+
+check "exec needs a command" 2 "$corral" exec
+check "unknown command" 2 "$corral" frobnicate
+check "unknown flag" 2 "$corral" exec --frobnicate -- true
+
+mkdir "$scratch/ws"
+check "exec with the built-in default policy" 0 "$corral" exec --cwd "$scratch/ws" -- sh -c 'echo hi > f; cat f'
+contains "exec output passes through" out "hi"
+
+check "the allow-list policy is refused until the egress proxy exists" 125 \
+  "$corral" exec --policy "$src/policies/deployment_agent.toml" --cwd "$scratch/ws" -- true
+contains "the refusal says why" err "network.egress: allow-lists need the egress proxy"
+
+check "demo" 0 "$corral" demo
+contains "demo" out "corral demo: every fence held."
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

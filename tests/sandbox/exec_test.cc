@@ -1,0 +1,416 @@
+// End-to-end tests of `corral exec`: every fence gets a probe that tries to climb it, and a
+// control that shows the allowed action works. They run the built corral binary and the probe
+// program (tests/sandbox/probe.c) inside real sandboxes, as whichever user runs the tests.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+#include "tests/testing.h"
+
+namespace corral::testing {
+namespace {
+
+constexpr const char* kBase = R"(
+[filesystem]
+read_only = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]
+[env]
+pass = ["PATH"]
+)";
+
+bool IsRoot() { return geteuid() == 0; }
+
+int LandlockAbi() {
+  long abi = syscall(444, nullptr, 0, 1);
+  return abi < 0 ? 0 : static_cast<int>(abi);
+}
+
+class ExecTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(ws_.path().empty());
+    probe_ = ws_.path() + "/probe";
+    std::filesystem::copy_file(PROBE_BIN, probe_);
+    chmod(probe_.c_str(), 0755);
+  }
+
+  // Runs `args` under a policy made of kBase plus `extra` TOML (later tables win by position).
+  Output Exec(const std::vector<std::string>& args, const std::string& policy = kBase,
+              const std::vector<std::string>& env = {},
+              const std::vector<std::string>& flags = {}) {
+    std::string file = scratch_.path() + "/policy.toml";
+    WriteFile(file, policy);
+    std::vector<std::string> argv = {CORRAL_BIN, "exec", "--policy", file, "--cwd", ws_.path()};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    argv.push_back("--");
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv, env);
+  }
+
+  Output Probe(const std::vector<std::string>& args, const std::string& policy = kBase) {
+    std::vector<std::string> all = {probe_};
+    all.insert(all.end(), args.begin(), args.end());
+    return Exec(all, policy);
+  }
+
+  ScratchDir ws_{"corral-ws"};
+  ScratchDir scratch_{"corral-scratch"};
+  std::string probe_;
+};
+
+// --- Controls: what a policy grants works. ---
+
+TEST_F(ExecTest, WritesInTheWorkspaceBelongToTheInvokingUser) {
+  Output o = Probe({"write", ws_.path() + "/made-inside"});
+  EXPECT_EQ(o.out, "write: OK\n") << o.err;
+  EXPECT_EQ(o.status, 0);
+  struct stat st;
+  ASSERT_EQ(stat((ws_.path() + "/made-inside").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, geteuid());
+  EXPECT_EQ(st.st_gid, getegid());
+}
+
+TEST_F(ExecTest, ShellAndForkWork) {
+  Output o = Exec({"sh", "-c", "echo hello from $(hostname); ./probe fork"});
+  EXPECT_EQ(o.out, "hello from corral\nfork: OK\n") << o.err;
+  EXPECT_EQ(o.status, 0);
+}
+
+TEST_F(ExecTest, ExitStatusIsTheCommands) {
+  EXPECT_EQ(Probe({"exit", "3"}).status, 3);
+  EXPECT_EQ(Probe({"signal", "15"}).status, 128 + SIGTERM);
+  Output missing = Exec({"/nonexistent-program"});
+  EXPECT_EQ(missing.status, 127);
+  EXPECT_NE(missing.err.find("could not execute the command: No such file or directory"),
+            std::string::npos)
+      << missing.err;
+  WriteFile(ws_.path() + "/not-executable", "#!/bin/sh\n", 0644);
+  EXPECT_EQ(Exec({ws_.path() + "/not-executable"}).status, 126);
+}
+
+// --- Files ---
+
+TEST_F(ExecTest, SystemPathsAreReadOnly) {
+  EXPECT_EQ(Probe({"write", "/etc/corral-planted"}).out, "write: EROFS\n");
+  EXPECT_EQ(Probe({"write", "/usr/corral-planted"}).out, "write: EROFS\n");
+  EXPECT_EQ(Probe({"read", "/etc/hostname"}).out, "read: OK\n");
+}
+
+TEST_F(ExecTest, HostTmpAndUngrantedPathsAreInvisible) {
+  ScratchDir host_tmp("corral-host-secret");
+  WriteFile(host_tmp.path() + "/secret", "host data");
+  EXPECT_EQ(Probe({"read", host_tmp.path() + "/secret"}).out, "read: ENOENT\n");
+  EXPECT_EQ(Probe({"read", "/var/log/dpkg.log"}).out, "read: ENOENT\n");
+  EXPECT_EQ(Probe({"write", "/tmp/private"}).out, "write: OK\n");
+  EXPECT_FALSE(std::filesystem::exists("/tmp/private"));
+}
+
+TEST_F(ExecTest, RootOnlyFilesStayClosed) {
+  EXPECT_EQ(Probe({"read", "/etc/shadow"}).out, "read: EACCES\n");
+  if (!IsRoot()) return;  // an unprivileged user cannot make a root-owned file to test with
+  ScratchDir ro("corral-ro");
+  WriteFile(ro.path() + "/root-only", "secret", 0600);
+  std::string policy = std::string(R"(
+[filesystem]
+read_only = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc", ")") + ro.path() + R"("]
+)";
+  EXPECT_EQ(Probe({"read", ro.path() + "/root-only"}, policy).out, "read: EACCES\n");
+}
+
+TEST_F(ExecTest, MissingHostPathIsAnErrorNamingIt) {
+  Output o = Exec({"true"}, R"(
+[filesystem]
+read_only = ["/usr", "/nonexistent-corral-path"]
+)");
+  EXPECT_EQ(o.status, 125);
+  EXPECT_EQ(o.err, "corral: filesystem.read_only: /nonexistent-corral-path does not exist on this host\n");
+}
+
+TEST_F(ExecTest, ProtectedPathsStayReadOnlyEvenWhenMissing) {
+  ASSERT_EQ(RunCommand({"/usr/bin/git", "init", "-q", ws_.path()}).status, 0);
+  std::string p = R"(
+[filesystem]
+read_only = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]
+protect = [".env", "secrets/"]
+[env]
+pass = ["PATH"]
+)";
+  EXPECT_EQ(Probe({"write", ws_.path() + "/.env"}, p).out, "write: EROFS\n");
+  EXPECT_EQ(Probe({"write", ws_.path() + "/secrets/key"}, p).out, "write: EROFS\n");
+  EXPECT_EQ(Probe({"write", ws_.path() + "/.git/hooks/pre-commit"}, p).out, "write: EROFS\n");
+  EXPECT_EQ(Probe({"write", ws_.path() + "/.git/config"}, p).out, "write: EROFS\n");
+  // Swapping a parent for a symlink or another directory: the parent is pinned.
+  EXPECT_EQ(Probe({"rename", ws_.path() + "/.git", ws_.path() + "/moved"}, p).out, "rename: EBUSY\n");
+  EXPECT_EQ(Probe({"rename", ws_.path() + "/.git/hooks", ws_.path() + "/.git/h2"}, p).out,
+            "rename: EBUSY\n");
+  // The placeholders are gone afterwards; the user's files are as they were.
+  EXPECT_FALSE(std::filesystem::exists(ws_.path() + "/.env"));
+  EXPECT_FALSE(std::filesystem::exists(ws_.path() + "/secrets"));
+  EXPECT_FALSE(std::filesystem::exists(ws_.path() + "/.git/hooks/pre-commit"));
+  EXPECT_TRUE(std::filesystem::exists(ws_.path() + "/.git/config"));
+  // An existing protected file keeps its content.
+  WriteFile(ws_.path() + "/.env", "KEY=1\n");
+  EXPECT_EQ(Probe({"write", ws_.path() + "/.env"}, p).out, "write: EROFS\n");
+  EXPECT_EQ(ReadFile(ws_.path() + "/.env"), "KEY=1\n");
+  // Other files in the same directories stay writable.
+  EXPECT_EQ(Probe({"write", ws_.path() + "/.git/description"}, p).out, "write: OK\n");
+}
+
+TEST_F(ExecTest, GitWorktreeFileIsProtected) {
+  // In a worktree .git is a file naming the admin directory; it cannot be replaced.
+  WriteFile(ws_.path() + "/.git", "gitdir: /nonexistent\n");
+  EXPECT_EQ(Probe({"write", ws_.path() + "/.git"}).out, "write: EROFS\n");
+  EXPECT_EQ(Probe({"unlink", ws_.path() + "/.git"}).out, "unlink: EBUSY\n");
+  EXPECT_EQ(ReadFile(ws_.path() + "/.git"), "gitdir: /nonexistent\n");
+}
+
+TEST_F(ExecTest, ReadOnlyWorkspace) {
+  std::string p = std::string(kBase) + "";
+  p.replace(p.find("[env]"), 0, "protect = [\".\"]\n");
+  EXPECT_EQ(Probe({"write", ws_.path() + "/x"}, p).out, "write: EROFS\n");
+  EXPECT_EQ(Probe({"read", ws_.path() + "/probe"}, p).out, "read: OK\n");
+}
+
+TEST_F(ExecTest, FileSizeLimit) {
+  Output o = Probe({"bigfile", ws_.path() + "/big"}, std::string(kBase) + R"(
+[limits]
+file_size = "1MiB"
+)");
+  EXPECT_EQ(o.out, "bigfile: EFBIG after 1048576 bytes\n") << o.err;
+}
+
+// --- Tools ---
+
+TEST_F(ExecTest, OnlyAllowedToolsRun) {
+  if (LandlockAbi() == 0) CORRAL_SKIP_WITHOUT("Landlock");
+  std::string p = std::string(kBase) + R"(
+[tools]
+allow = ["sh"]
+)";
+  Output ok = Exec({"sh", "-c", "echo allowed"}, p);
+  EXPECT_EQ(ok.out, "allowed\n") << ok.err;
+  EXPECT_EQ(ok.status, 0);
+  Output cat = Exec({"sh", "-c", "cat /etc/hostname"}, p);
+  EXPECT_EQ(cat.status, 126) << cat.err;
+  EXPECT_EQ(Exec({probe_, "fork"}, p).status, 126);
+  EXPECT_EQ(Exec({"cat", "/etc/hostname"}, p).status, 126);
+}
+
+// --- Processes ---
+
+TEST_F(ExecTest, HostProcessesAreInvisible) {
+  pid_t host = fork();
+  if (host == 0) {
+    pause();
+    _exit(0);
+  }
+  Output o = Probe({"kill-host", std::to_string(host)});
+  kill(host, SIGKILL);
+  waitpid(host, nullptr, 0);
+  EXPECT_EQ(o.out, "kill-host: ESRCH\n");
+  Output ps = Exec({"sh", "-c", "echo /proc/[0-9]*"});
+  EXPECT_EQ(ps.out, "/proc/1 /proc/2\n") << "only the sandbox's init and the shell";
+}
+
+TEST_F(ExecTest, InitCannotBeKilledOrRead) {
+  Output o = Exec({"sh", "-c", "./probe kill-init; ./probe read /proc/1/environ; echo still here"});
+  if (LandlockAbi() >= 6) {
+    EXPECT_EQ(o.out, "kill-init: EPERM\nread: EACCES\nstill here\n");
+  } else {
+    EXPECT_NE(o.out.find("still here"), std::string::npos);
+  }
+  EXPECT_EQ(o.status, 0);
+}
+
+TEST_F(ExecTest, ForkBombIsBounded) {
+  Output o = Probe({"forkbomb"}, std::string(kBase) + R"(
+[limits]
+pids = 64
+)");
+  ASSERT_TRUE(o.out.starts_with("forkbomb: ")) << o.out << o.err;
+  int count = std::stoi(o.out.substr(10));
+  EXPECT_GT(count, 10);
+  EXPECT_LT(count, 64);
+}
+
+TEST_F(ExecTest, MemoryBombIsKilled) {
+  Output o = Probe({"membomb"}, std::string(kBase) + R"(
+[limits]
+memory = "64MiB"
+)");
+  if (!IsRoot() && o.status == 125) {
+    // No memory cgroup for this user: corral refuses rather than run without the limit.
+    EXPECT_NE(o.err.find("limits.memory needs a memory cgroup"), std::string::npos) << o.err;
+    return;
+  }
+  EXPECT_EQ(o.status, 128 + SIGKILL) << o.out << o.err;
+  EXPECT_NE(o.err.find("out of memory: limits.memory"), std::string::npos) << o.err;
+}
+
+TEST_F(ExecTest, NoDaemonOutlivesTheSandbox) {
+  std::string marker = ws_.path() + "/daemon-marker";
+  Output o = Probe({"daemon", marker});
+  EXPECT_EQ(o.out, "daemon: started\n");
+  EXPECT_EQ(o.status, 0);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "a daemon survived the sandbox";
+}
+
+TEST_F(ExecTest, WallTimeStopsTheCommand) {
+  std::string p = std::string(kBase) + R"(
+[limits]
+wall_time = "1s"
+)";
+  auto start = std::chrono::steady_clock::now();
+  Output o = Probe({"sleep", "30", "ignore-term"}, p);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(o.status, 124);
+  EXPECT_NE(o.err.find("wall-time limit"), std::string::npos) << o.err;
+  EXPECT_LT(took, std::chrono::seconds(20));
+}
+
+// --- Privileges and syscalls ---
+
+TEST_F(ExecTest, NoCapabilitiesNoNewPrivsSeccomp) {
+  Output o = Probe({"caps"});
+  EXPECT_NE(o.out.find("CapEff:\t0000000000000000"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("CapPrm:\t0000000000000000"), std::string::npos);
+  EXPECT_NE(o.out.find("CapBnd:\t0000000000000000"), std::string::npos);
+  EXPECT_NE(o.out.find("CapAmb:\t0000000000000000"), std::string::npos);
+  EXPECT_NE(o.out.find("NoNewPrivs:\t1"), std::string::npos);
+  EXPECT_NE(o.out.find("Seccomp:\t2"), std::string::npos);
+}
+
+TEST_F(ExecTest, NeverRealRootOnTheHost) {
+  Output o = Exec({"cat", "/proc/self/uid_map"});
+  std::istringstream in(o.out);
+  long inside = -1, outside = -1, count = -1;
+  in >> inside >> outside >> count;
+  EXPECT_EQ(count, 1);
+  EXPECT_NE(outside, 0) << o.out;
+  EXPECT_EQ(outside, IsRoot() ? 2147483646L : static_cast<long>(geteuid()));
+}
+
+class DeniedSyscallTest : public ExecTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(DeniedSyscallTest, IsDeniedWithEperm) {
+  Output o = Probe({GetParam()});
+  EXPECT_EQ(o.out, std::string(GetParam()) + ": EPERM\n") << o.err;
+}
+
+INSTANTIATE_TEST_SUITE_P(Baseline, DeniedSyscallTest,
+                         ::testing::Values("mount", "unshare", "unshare-net", "clone-newuser",
+                                           "setns", "chroot", "ptrace", "ptrace-child",
+                                           "process_vm_readv", "bpf", "perf_event_open", "keyctl",
+                                           "io_uring", "userfaultfd", "open_by_handle_at",
+                                           "personality", "tiocsti", "tiocsti-high"));
+
+TEST_F(ExecTest, Clone3IsNotImplemented) { EXPECT_EQ(Probe({"clone3"}).out, "clone3: ENOSYS\n"); }
+
+TEST_F(ExecTest, ForeignArchitecturesAreKilled) {
+  for (const char* probe : {"x32", "i386"}) {
+    Output o = Probe({probe});
+    EXPECT_EQ(o.status, 128 + SIGSYS) << probe << ": " << o.out;
+    EXPECT_NE(o.err.find("foreign-architecture"), std::string::npos) << o.err;
+  }
+}
+
+TEST_F(ExecTest, DenialsAreReported) {
+  std::string result = scratch_.path() + "/result.json";
+  Output o = Exec({probe_, "ptrace"}, kBase, {}, {"--result", result});
+  EXPECT_EQ(o.status, 0);
+  std::string json = ReadFile(result);
+  EXPECT_NE(json.find(R"("denials":[{"count":1,"syscall":"ptrace"}])"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("last_denied":"ptrace")"), std::string::npos) << json;
+}
+
+TEST_F(ExecTest, PolicyCanDenyMoreAndAllowExceptions) {
+  Output more = Exec({"sh", "-c", "./probe mkdir d"}, std::string(kBase) + R"(
+[syscalls]
+deny = ["mkdir", "mkdirat"]
+)");
+  EXPECT_EQ(more.out, "mkdir: EPERM\n") << more.err;
+  Output allowed = Probe({"personality"}, std::string(kBase) + R"(
+[syscalls]
+allow = ["personality"]
+)");
+  EXPECT_EQ(allowed.out, "personality: OK\n");
+}
+
+// --- Network ---
+
+TEST_F(ExecTest, NoNetworkButLoopback) {
+  int server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(server, 4), 0);
+  socklen_t len = sizeof(addr);
+  getsockname(server, reinterpret_cast<sockaddr*>(&addr), &len);
+  std::string port = std::to_string(ntohs(addr.sin_port));
+  EXPECT_EQ(Probe({"connect", port}).out, "connect: ECONNREFUSED\n");
+  EXPECT_EQ(Probe({"connect-ip", "10.0.0.1", "80"}).out, "connect: ENETUNREACH\n");
+  Output devs = Exec({"cat", "/proc/net/dev"});
+  EXPECT_NE(devs.out.find("lo:"), std::string::npos);
+  EXPECT_EQ(devs.out.find("eth"), std::string::npos);
+  // Control: egress = "host" reaches the host's listener.
+  std::string host_net = std::string(kBase) + R"(
+[network]
+egress = "host"
+)";
+  EXPECT_EQ(Probe({"connect", port}, host_net).out, "connect: OK\n");
+  close(server);
+}
+
+// --- Environment and descriptors ---
+
+TEST_F(ExecTest, EnvironmentIsRebuiltFromThePolicy) {
+  std::string p = R"(
+[filesystem]
+read_only = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]
+[env]
+pass = ["PATH"]
+set = { MODE = "test" }
+[secrets]
+env = ["CORRAL_TEST_TOKEN"]
+)";
+  Output o = Exec({probe_, "env"}, p,
+                  {"CORRAL_TEST_TOKEN=tok-123", "CORRAL_TEST_LEAK=must-not-pass"});
+  EXPECT_NE(o.out.find("MODE=test\n"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("CORRAL_TEST_TOKEN=tok-123\n"), std::string::npos);
+  EXPECT_NE(o.out.find("PATH="), std::string::npos);
+  EXPECT_EQ(o.out.find("must-not-pass"), std::string::npos);
+  Output missing = Exec({"true"}, p);
+  EXPECT_EQ(missing.status, 125);
+  EXPECT_EQ(missing.err, "corral: secrets.env: CORRAL_TEST_TOKEN is not set in corral's environment\n");
+}
+
+TEST_F(ExecTest, OnlyStdioIsInherited) {
+  int leaked = open("/etc/hostname", O_RDONLY);  // not close-on-exec: corral inherits it
+  ASSERT_GE(leaked, 3);
+  Output o = Probe({"fds"});
+  close(leaked);
+  EXPECT_EQ(o.out, "fd 0\nfd 1\nfd 2\n");
+}
+
+TEST_F(ExecTest, BadPolicyIsExitTwoWithPosition) {
+  Output o = Exec({"true"}, "[limits]\nmemory = \"lots\"\n");
+  EXPECT_EQ(o.status, 2);
+  EXPECT_EQ(o.err, "corral: " + scratch_.path() +
+                       "/policy.toml:2:10: limits.memory: 'lots' is not a size (examples: 512MiB, "
+                       "2GiB)\n");
+}
+
+}  // namespace
+}  // namespace corral::testing
