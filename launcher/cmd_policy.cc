@@ -4,6 +4,8 @@
 
 #include "launcher/commands.h"
 #include "launcher/policy_file.h"
+#include "launcher/spec_from_policy.h"
+#include "sandbox/sandbox.h"
 
 namespace corral::launcher {
 namespace {
@@ -28,14 +30,40 @@ int Check(const std::vector<std::string>& files) {
   return status;
 }
 
+int Export(const std::string& file, const std::string& format) {
+  auto p = LoadPolicy(file);
+  if (!p) {
+    std::fprintf(stderr, "corral: %s\n", p.error().c_str());
+    return kExitBadInput;
+  }
+  if (format != "bpf") {
+    std::fprintf(stderr, "corral: --format: '%s' is not supported (supported: bpf)\n", format.c_str());
+    return kExitBadInput;
+  }
+  auto bpf = sandbox::CompileBpf(SyscallRules(*p));
+  if (!bpf) {
+    std::fprintf(stderr, "corral: %s\n", bpf.error().message.c_str());
+    return kExitTaskFailed;
+  }
+  std::fwrite(bpf->data(), 1, bpf->size(), stdout);
+  return kExitOk;
+}
+
 }  // namespace
 
 std::function<int()> DefinePolicy(CLI::App* app) {
   auto files = std::make_shared<std::vector<std::string>>();
+  auto format = std::make_shared<std::string>();
   app->require_subcommand(1);
   CLI::App* check = app->add_subcommand("check", "Validate policy files and summarize each");
   check->add_option("files", *files, "Policy files")->required();
-  return [files] { return Check(*files); };
+  CLI::App* exp = app->add_subcommand("export", "Write a policy's seccomp filter (--format bpf)");
+  exp->add_option("file", *files, "Policy file")->required()->expected(1);
+  exp->add_option("--format", *format, "bpf: the raw BPF program, as bwrap --seccomp reads it")
+      ->required();
+  return [files, format, check] {
+    return check->parsed() ? Check(*files) : Export(files->front(), *format);
+  };
 }
 
 }  // namespace corral::launcher

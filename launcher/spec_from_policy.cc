@@ -40,6 +40,8 @@ std::string Which(const std::string& name, const std::string& path_list) {
   return {};
 }
 
+}  // namespace
+
 std::vector<sandbox::SyscallRule> SyscallRules(const policy::Policy& policy) {
   std::vector<sandbox::SyscallRule> out;
   for (const policy::SyscallRule& r : policy::CompileSeccomp(policy)) {
@@ -57,8 +59,6 @@ std::vector<sandbox::SyscallRule> SyscallRules(const policy::Policy& policy) {
   }
   return out;
 }
-
-}  // namespace
 
 HostEnv HostEnv::FromEnviron() {
   HostEnv env;

@@ -23,6 +23,9 @@ std::expected<sandbox::Spec, std::string> SpecFromPolicy(const policy::Policy& p
                                                          const std::vector<std::string>& argv,
                                                          const HostEnv& host);
 
+// The policy's seccomp rules in the sandbox's terms.
+std::vector<sandbox::SyscallRule> SyscallRules(const policy::Policy& policy);
+
 // The corral-sandbox helper next to this corral binary (build tree) or in ../libexec/corral.
 std::expected<std::string, std::string> HelperPath();
 

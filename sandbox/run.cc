@@ -70,6 +70,12 @@ std::string ReadAll(int fd) {
 
 bool KnownSyscall(std::string_view name) { return seccomp::KnownSyscall(name); }
 
+Expected<std::string> CompileBpf(const std::vector<SyscallRule>& rules) {
+  auto filter = seccomp::Filter::Build(rules);
+  if (!filter) return std::unexpected(filter.error());
+  return filter->ExportBpf();
+}
+
 Expected<Result> Run(const Spec& spec, const RunOptions& options) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoError("socketpair");

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "sandbox/error.h"
 #include "sandbox/spec.h"
@@ -24,5 +26,9 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options);
 
 // Whether libseccomp knows `name` as a syscall of this machine.
 bool KnownSyscall(std::string_view name);
+
+// The filter for `rules` as a raw BPF program (struct sock_filter[]), as bubblewrap's --seccomp
+// takes it. Denials notify a supervisor; without one the kernel answers them with ENOSYS.
+Expected<std::string> CompileBpf(const std::vector<SyscallRule>& rules);
 
 }  // namespace corral::sandbox

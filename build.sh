@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# corral's one entry point for people and CI.
+#   ./build.sh demo   install what is missing, build, and run the built-in demo
+#   ./build.sh test   install what is missing, build, and run every test (as root: also as an
+#                     unprivileged user, as CI does)
+#   ./build.sh bench  build and run the benchmarks in tests/bench
+# Works on Debian 12 as root or with sudo. Nothing is downloaded but Debian packages.
+set -euo pipefail
+cd "$(dirname "$0")"
+src=$(pwd)
+mode=${1:-demo}
+
+packages=(build-essential cmake pkg-config git libseccomp-dev libboost-dev libboost-filesystem-dev
+  nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libssl-dev libgtest-dev libgmock-dev)
+[ "$mode" = bench ] && packages+=(bubblewrap hyperfine)
+
+stage() { printf '\n== %s (%ss)\n' "$1" "$SECONDS"; }
+
+install_missing() {
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  stage "installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+build() {  # build DIR [cmake args...]
+  local dir=$1
+  shift
+  stage "building in $dir"
+  cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCORRAL_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j"$(nproc)"
+}
+
+# As root, the suite runs a second time as this unprivileged user, from a copy it can read.
+test_user=corral-test
+
+run_tests() {
+  build build
+  stage "tests as $(id -un)"
+  (cd build && ctest --output-on-failure -j"$(nproc)")
+  if [ "$(id -u)" -eq 0 ]; then
+    id "$test_user" >/dev/null 2>&1 || useradd --system --create-home "$test_user"
+    local copy
+    copy=$(mktemp -d /tmp/corral-unprivileged-XXXXXX)
+    trap 'rm -rf "$copy"' EXIT
+    git ls-files -z | xargs -0 cp --parents -t "$copy"
+    chown -R "$test_user" "$copy"
+    chmod 755 "$copy"
+    stage "tests as $test_user (unprivileged)"
+    runuser -u "$test_user" -- env CORRAL_REQUIRE_FEATURES="${CORRAL_REQUIRE_FEATURES:-}" bash -c "
+      set -e
+      cmake -S '$copy' -B '$copy/build' -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCORRAL_WERROR=ON >/dev/null
+      cmake --build '$copy/build' -j$(nproc) >/dev/null
+      cd '$copy/build' && ctest --output-on-failure -j$(nproc)"
+  fi
+  stage "done"
+}
+
+install_missing
+case "$mode" in
+  demo)
+    build build -DBUILD_TESTING=OFF
+    stage "corral demo"
+    build/launcher/corral demo
+    ;;
+  test)
+    run_tests
+    ;;
+  bench)
+    build build -DBUILD_TESTING=OFF
+    tests/bench/exec_vs_bwrap.sh build/launcher/corral
+    ;;
+  *)
+    echo "usage: $0 demo|test|bench" >&2
+    exit 2
+    ;;
+esac
