@@ -1,4 +1,5 @@
 #include "sandbox/cgroup.h"
+#include "sandbox/write_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -19,15 +20,6 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-Expected<> WriteFile(const std::string& path, const std::string& value) {
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError("open " + path);
-  ssize_t n = write(fd, value.data(), value.size());
-  int err = errno;
-  close(fd);
-  if (n != static_cast<ssize_t>(value.size())) return ErrnoError("write " + path, err);
-  return {};
-}
 
 bool Contains(const std::string& list, const std::string& word) {
   std::stringstream ss(list);

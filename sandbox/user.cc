@@ -1,4 +1,5 @@
 #include "sandbox/user.h"
+#include "sandbox/write_file.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -7,20 +8,6 @@
 #include <string>
 
 namespace corral::sandbox::user {
-namespace {
-
-Expected<> WriteFile(const std::string& path, const std::string& content) {
-  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError("open " + path);
-  ssize_t n = write(fd, content.data(), content.size());
-  int err = errno;
-  close(fd);
-  if (n != static_cast<ssize_t>(content.size())) return ErrnoError("write " + path, err);
-  return {};
-}
-
-}  // namespace
-
 Identity IdentityForCaller() {
   uid_t uid = geteuid();
   gid_t gid = getegid();
