@@ -46,9 +46,8 @@ run_tests() {
   (cd build && ctest --output-on-failure --no-tests=error -j"$(nproc)")
   if [ "$(id -u)" -eq 0 ]; then
     id "$test_user" >/dev/null 2>&1 || useradd --system --create-home "$test_user"
-    local copy
     copy=$(mktemp -d /tmp/corral-unprivileged-XXXXXX)
-    trap 'rm -rf "$copy"' EXIT
+    trap 'rm -rf "$copy"' EXIT  # global: the trap runs after this function returned
     git ls-files -z | xargs -0 cp --parents -t "$copy"
     chown -R "$test_user" "$copy"
     chmod 755 "$copy"
