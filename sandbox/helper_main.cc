@@ -9,35 +9,8 @@
 #include <cstring>
 #include <string>
 
+#include "sandbox/fdio.h"
 #include "sandbox/supervisor.h"
-
-namespace {
-
-std::string ReadAll(int fd) {
-  std::string out;
-  char buf[8192];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof(buf))) != 0) {
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    out.append(buf, n);
-  }
-  return out;
-}
-
-void WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    done += n;
-  }
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   int fd = -1;
@@ -57,12 +30,14 @@ int main(int argc, char** argv) {
   // Out of the terminal's foreground group: Ctrl-C reaches the sandbox once, through corral.
   setpgid(0, 0);
   signal(SIGPIPE, SIG_IGN);
-  auto spec = corral::sandbox::SpecFromJson(ReadAll(fd));
+  namespace sb = corral::sandbox;
+  auto spec = sb::SpecFromJson(sb::ReadAll(fd));
   if (!spec) {
-    WriteAll(fd, "E" + spec.error().message);
+    (void)sb::WriteAll(fd, "E" + spec.error().message, "reply");
     return 0;
   }
-  auto result = corral::sandbox::Supervise(*spec);
-  WriteAll(fd, result ? "R" + corral::sandbox::ToJson(*result) : "E" + result.error().message);
+  auto result = sb::Supervise(*spec);
+  // When corral is gone there is nobody to tell; the reply is best effort.
+  (void)sb::WriteAll(fd, result ? "R" + sb::ToJson(*result) : "E" + result.error().message, "reply");
   return 0;
 }

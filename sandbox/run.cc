@@ -11,6 +11,7 @@
 #include <boost/process.hpp>
 #include <boost/process/posix.hpp>
 
+#include "sandbox/fdio.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp.h"
 
@@ -42,29 +43,6 @@ class SignalForwarding {
   static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
   struct sigaction old_[3];
 };
-
-Expected<> WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return ErrnoError("send spec to helper");
-    done += n;
-  }
-  return {};
-}
-
-std::string ReadAll(int fd) {
-  std::string out;
-  char buf[8192];
-  while (true) {
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    out.append(buf, n);
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -100,7 +78,7 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
     return Fail("start " + options.helper_path + ": " + failure);
   }
   g_helper = helper.id();
-  auto sent = WriteAll(sv[0], ToJson(spec));
+  auto sent = WriteAll(sv[0], ToJson(spec), "send spec to helper");
   shutdown(sv[0], SHUT_WR);
   std::string reply = ReadAll(sv[0]);
   close(sv[0]);

@@ -1,5 +1,5 @@
 #include "sandbox/user.h"
-#include "sandbox/write_file.h"
+#include "sandbox/fdio.h"
 
 #include <fcntl.h>
 #include <grp.h>
