@@ -35,11 +35,16 @@ class Reader {
   Reader(std::string_view source, const ParseOptions& options)
       : source_(source), options_(options) {}
 
+  [[noreturn]] void Fail(SourcePos where, std::string_view key, std::string_view message) const {
+    throw Failure{Error{std::string(source_) + ":" + std::to_string(where.line) + ":" +
+                        std::to_string(where.column) + ": " + std::string(key) + ": " +
+                        std::string(message)}};
+  }
+
   [[noreturn]] void Fail(const toml::source_region& where, std::string_view key,
                          std::string_view message) const {
-    throw Failure{Error{std::string(source_) + ":" + std::to_string(where.begin.line) + ":" +
-                        std::to_string(where.begin.column) + ": " + std::string(key) + ": " +
-                        std::string(message)}};
+    Fail(SourcePos{static_cast<int>(where.begin.line), static_cast<int>(where.begin.column)}, key,
+         message);
   }
 
   static SourcePos Pos(const toml::node& node) {
@@ -250,31 +255,25 @@ class Reader {
         p->filesystem.read_write.push_back(path);
       });
     }
-    std::set<std::string> protect_seen;
+    // Paths are compared without a trailing "/"; the always-protected ones may be repeated.
+    auto bare = [](std::string_view v) {
+      return std::string(v.ends_with('/') ? v.substr(0, v.size() - 1) : v);
+    };
+    std::set<std::string> always, protect_seen;
     for (const char* path : kAlwaysProtected) {
-      protect_seen.insert(path);
-      protect_seen.insert(std::string(path).substr(0, std::string_view(path).find_last_not_of('/') + 1));
+      always.insert(bare(path));
       p->filesystem.protect.emplace_back(path);
     }
-    if (fs) {
-      StringArray(*fs, "protect", "filesystem", [&](auto& node, const std::string& v) {
-        if (v.empty() || v.front() == '/') {
-          Fail(node.source(), "filesystem.protect", "'" + v + "' must be relative to the workspace");
-        }
-        if (v != ".") CheckComponents(node, "filesystem.protect", v);
-        std::string bare = v.back() == '/' ? v.substr(0, v.size() - 1) : v;
-        if (protect_seen.count(bare)) {
-          if (std::find(std::begin(kAlwaysProtected), std::end(kAlwaysProtected), v) !=
-                  std::end(kAlwaysProtected) ||
-              bare == ".git/config" || bare == ".git/hooks") {
-            return;  // always protected anyway
-          }
-          Fail(node.source(), "filesystem.protect", "'" + v + "' is listed twice");
-        }
-        protect_seen.insert(bare);
-        p->filesystem.protect.push_back(v);
-      });
-    }
+    if (!fs) return;
+    StringArray(*fs, "protect", "filesystem", [&](auto& node, const std::string& v) {
+      if (v.empty() || v.front() == '/') {
+        Fail(node.source(), "filesystem.protect", "'" + v + "' must be relative to the workspace");
+      }
+      if (v != ".") CheckComponents(node, "filesystem.protect", v);
+      if (always.count(bare(v))) return;
+      Unique(&protect_seen, node, "filesystem.protect", bare(v));
+      p->filesystem.protect.push_back(v);
+    });
   }
 
   void ReadNetwork(const toml::table& root, Policy* p) const {
@@ -465,9 +464,8 @@ class Reader {
     read("allow", &p->syscalls.allow);
     for (const SyscallName& s : p->syscalls.allow) {
       if (!BaselineDenies(s.name)) {
-        throw Failure{Error{std::string(source_) + ":" + std::to_string(s.pos.line) + ":" +
-                            std::to_string(s.pos.column) + ": syscalls.allow: '" + s.name +
-                            "' is not denied by the baseline, so allowing it changes nothing"}};
+        Fail(s.pos, "syscalls.allow",
+             "'" + s.name + "' is not denied by the baseline, so allowing it changes nothing");
       }
     }
   }
