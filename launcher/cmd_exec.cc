@@ -40,7 +40,11 @@ int RunExec(const ExecOptions& o) {
     return kExitBadInput;
   }
   auto spec = SpecFromPolicy(*policy, buf, o.command, HostEnv::FromEnviron());
-  if (!spec) return SetupFailed(spec.error());
+  if (!spec) {
+    // The policy is valid but this host cannot honour it: say which file and key.
+    return SetupFailed((o.policy.empty() ? "default.toml (built in)" : o.policy) + ": " +
+                       spec.error());
+  }
   auto helper = HelperPath();
   if (!helper) return SetupFailed(helper.error());
   auto result = sandbox::Run(*spec, {*helper});
@@ -49,6 +53,8 @@ int RunExec(const ExecOptions& o) {
   if (!o.result_file.empty()) {
     std::ofstream out(o.result_file);
     out << sandbox::ToJson(r) << "\n";
+    out.close();
+    if (!out) std::fprintf(stderr, "corral: --result %s: cannot write\n", o.result_file.c_str());
   }
   bool abnormal = r.timed_out || r.oom_killed || r.cpu_limit_hit || r.exec_errno != 0 ||
                   !r.exited || (!r.denials.empty() && r.exit_code != 0);

@@ -59,7 +59,7 @@ contains "exec output passes through" out "hi"
 
 check "the allow-list policy is refused until the egress proxy exists" 125 \
   "$corral" exec --policy "$src/policies/deployment_agent.toml" --cwd "$scratch/ws" -- true
-contains "the refusal says why" err "network.egress: allow-lists need the egress proxy"
+contains "the refusal says why" err "deployment_agent.toml: network.egress: allow-lists need the egress proxy"
 
 check "demo" 0 "$corral" demo
 contains "demo" out "corral demo: every fence held."

@@ -133,7 +133,9 @@ TEST_F(ExecTest, MissingHostPathIsAnErrorNamingIt) {
 read_only = ["/usr", "/nonexistent-corral-path"]
 )");
   EXPECT_EQ(o.status, 125);
-  EXPECT_EQ(o.err, "corral: filesystem.read_only: /nonexistent-corral-path does not exist on this host\n");
+  EXPECT_EQ(o.err, "corral: " + scratch_.path() +
+                       "/policy.toml: filesystem.read_only: /nonexistent-corral-path does not exist "
+                       "on this host\n");
 }
 
 TEST_F(ExecTest, ProtectedPathsStayReadOnlyEvenWhenMissing) {
@@ -393,7 +395,9 @@ env = ["CORRAL_TEST_TOKEN"]
   EXPECT_EQ(o.out.find("must-not-pass"), std::string::npos);
   Output missing = Exec({"true"}, p);
   EXPECT_EQ(missing.status, 125);
-  EXPECT_EQ(missing.err, "corral: secrets.env: CORRAL_TEST_TOKEN is not set in corral's environment\n");
+  EXPECT_EQ(missing.err, "corral: " + scratch_.path() +
+                             "/policy.toml: secrets.env: CORRAL_TEST_TOKEN is not set in corral's "
+                             "environment\n");
 }
 
 TEST_F(ExecTest, OnlyStdioIsInherited) {
