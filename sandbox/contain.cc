@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,6 +36,12 @@ void Check(int sock, const Expected<>& r) {
 void SetUpNamespaces(const Context& ctx, const std::vector<int>& idmapped) {
   const Spec& spec = *ctx.spec;
   Check(ctx.sock, user::BecomeInside(ctx.identity));
+  // Dies with the supervisor; with pid 1 gone the kernel kills every process of the sandbox. Set
+  // only now: a change of credentials clears the parent-death signal. If the supervisor died
+  // before this, its end of the socket is closed.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  char byte;
+  if (recv(ctx.sock, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0) _exit(125);
   // Joined after the supervisor moved us into our cgroup, so that cgroup is our root.
   if (unshare(CLONE_NEWCGROUP) != 0) Check(ctx.sock, ErrnoError("unshare cgroup namespace"));
   if (sethostname(spec.hostname.data(), spec.hostname.size()) != 0) {
@@ -110,8 +117,7 @@ int Exec(const Spec& spec, char* const argv[], char* const envp[]) {
 }  // namespace
 
 void RunInit(const Context& ctx) {
-  // Dies with the supervisor; with pid 1 gone the kernel kills every process of the sandbox.
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);  // until the ids change; see SetUpNamespaces
   ipc::Message go;
   std::vector<int> idmapped;
   if (!ipc::Receive(ctx.sock, &go, &idmapped) || go.type != ipc::Type::kGo) _exit(125);

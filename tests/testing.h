@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -17,6 +19,9 @@ struct Output {
 // Runs `argv` with stdin from /dev/null and `env_add` added to this process's environment
 // ("NAME=value"); captures stdout and stderr.
 Output RunCommand(const std::vector<std::string>& argv, const std::vector<std::string>& env_add = {});
+
+// Starts `argv` with stdin from /dev/null and stdout/stderr to `log`; returns its pid.
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log);
 
 // A fresh directory under /tmp, removed (made writable first) at destruction.
 class ScratchDir {

@@ -127,6 +127,24 @@ read_only = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc", ")") + ro.path()
   EXPECT_EQ(Probe({"read", ro.path() + "/root-only"}, policy).out, "read: EACCES\n");
 }
 
+TEST_F(ExecTest, MinimalDevAndReadOnlyProcSys) {
+  Output dev = Exec({"ls", "-A", "/dev"});
+  EXPECT_EQ(dev.out, "fd\nfull\nnull\nptmx\npts\nrandom\nshm\nstderr\nstdin\nstdout\ntty\nurandom\nzero\n")
+      << dev.err;
+  EXPECT_EQ(Probe({"write", "/proc/sys/kernel/hostname"}).out, "write: EROFS\n");
+  EXPECT_EQ(Probe({"write", "/dev/planted"}).out, "write: EROFS\n");
+  EXPECT_EQ(Probe({"write", "/dev/null"}).out, "write: OK\n");
+}
+
+TEST_F(ExecTest, HostSocketsAreInvisible) {
+  for (const char* path : {"/run/docker.sock", "/var/run/docker.sock",
+                           "/run/dbus/system_bus_socket", "/tmp/.X11-unix/X0"}) {
+    EXPECT_EQ(Probe({"read", path}).out, "read: ENOENT\n") << path;
+  }
+  Output env = Exec({probe_, "env"}, kBase, {"SSH_AUTH_SOCK=/tmp/ssh-agent.sock"});
+  EXPECT_EQ(env.out.find("SSH_AUTH_SOCK"), std::string::npos);
+}
+
 TEST_F(ExecTest, MissingHostPathIsAnErrorNamingIt) {
   Output o = Exec({"true"}, R"(
 [filesystem]
@@ -281,6 +299,51 @@ wall_time = "1s"
   EXPECT_LT(took, std::chrono::seconds(20));
 }
 
+TEST_F(ExecTest, CpuTimeStopsTheCommand) {
+  Output o = Probe({"spin", "30"}, std::string(kBase) + R"(
+[limits]
+cpu_time = "1s"
+)");
+  EXPECT_TRUE(o.status == 128 + SIGXCPU || o.status == 128 + SIGKILL) << o.status;
+  EXPECT_NE(o.err.find("cpu-time limit: limits.cpu_time"), std::string::npos) << o.err;
+  EXPECT_EQ(o.out, "");
+}
+
+// Runs `probe sleep 30` under corral in the background, sends `sig` to corral after a second.
+int SignalCorral(const std::string& ws, const std::string& probe, const std::string& log, int sig,
+                 std::chrono::steady_clock::duration* took) {
+  pid_t pid = Spawn({CORRAL_BIN, "exec", "--cwd", ws, "--", probe, "sleep", "30"}, log);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  auto start = std::chrono::steady_clock::now();
+  kill(pid, sig);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  *took = std::chrono::steady_clock::now() - start;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+TEST_F(ExecTest, SignalsToCorralReachTheCommand) {
+  std::chrono::steady_clock::duration took;
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    EXPECT_EQ(SignalCorral(ws_.path(), probe_, scratch_.path() + "/log", sig, &took), 128 + sig)
+        << sig << ": " << ReadFile(scratch_.path() + "/log");
+    EXPECT_LT(took, std::chrono::seconds(10));
+  }
+}
+
+TEST_F(ExecTest, NothingSurvivesCorralsDeath) {
+  // corral is killed outright: its helper, and with it the sandbox, must not outlive it.
+  std::string marker = ws_.path() + "/marker";
+  pid_t pid = Spawn({CORRAL_BIN, "exec", "--cwd", ws_.path(), "--", "sh", "-c",
+                     "./probe sleep 2; ./probe write " + marker},
+                    scratch_.path() + "/log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "the sandbox outlived corral";
+}
+
 // --- Privileges and syscalls ---
 
 TEST_F(ExecTest, NoCapabilitiesNoNewPrivsSeccomp) {
@@ -315,7 +378,8 @@ INSTANTIATE_TEST_SUITE_P(Baseline, DeniedSyscallTest,
                                            "setns", "chroot", "ptrace", "ptrace-child",
                                            "process_vm_readv", "bpf", "perf_event_open", "keyctl",
                                            "io_uring", "userfaultfd", "open_by_handle_at",
-                                           "personality", "tiocsti", "tiocsti-high"));
+                                           "personality", "tiocsti", "tiocsti-high",
+                                           "tioclinux"));
 
 TEST_F(ExecTest, Clone3IsNotImplemented) { EXPECT_EQ(Probe({"clone3"}).out, "clone3: ENOSYS\n"); }
 

@@ -27,6 +27,7 @@
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 static int report(const char* name, long rc) {
@@ -200,6 +201,17 @@ int main(int argc, char** argv) {
   if (!strcmp(what, "tiocsti-high")) {
     char c = 'x';
     return report("tiocsti-high", syscall(SYS_ioctl, 0, 0x100000000UL | TIOCSTI, &c));
+  }
+  if (!strcmp(what, "tioclinux")) {
+    char c = 0;
+    return report("tioclinux", ioctl(0, TIOCLINUX, &c));
+  }
+  if (!strcmp(what, "spin")) {
+    time_t end = time(NULL) + atoi(arg);
+    volatile unsigned long n = 0;
+    while (time(NULL) < end) ++n;
+    printf("spin: done\n");
+    return 0;
   }
   if (!strcmp(what, "x32")) return report("x32", syscall(0x40000000 | 39 /* getpid */));
   if (!strcmp(what, "i386")) {
