@@ -55,6 +55,8 @@ Expected<std::string> CompileBpf(const std::vector<SyscallRule>& rules) {
 }
 
 Expected<Result> Run(const Spec& spec, const RunOptions& options) {
+  // Serialized first: the helper waits for it, so it is on the critical path once it runs.
+  const std::string request = ToJson(spec);
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoError("socketpair");
   // The helper's end is inherited; its number is on the command line, the data never is.
@@ -78,7 +80,7 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
     return Fail("start " + options.helper_path + ": " + failure);
   }
   g_helper = helper.id();
-  auto sent = WriteAll(sv[0], ToJson(spec), "send spec to helper");
+  auto sent = WriteAll(sv[0], request, "send spec to helper");
   shutdown(sv[0], SHUT_WR);
   std::string reply = ReadAll(sv[0]);
   close(sv[0]);

@@ -24,18 +24,21 @@ bwrap_cmd+=" --ro-bind $work/ws/.git/hooks $work/ws/.git/hooks"
 bwrap_cmd+=" --chdir $work/ws --seccomp 9 /bin/true"
 corral_cmd="$corral exec --policy policies/default.toml --cwd $work/ws -- /bin/true"
 
+# bwrap reads its filter from a descriptor, which needs a shell to open; corral runs through the
+# same shell so both pay the same wrapper, and the wrapper alone is timed and subtracted.
+wrap="bash -c 'exec 9<$work/filter.bpf; exec"
 hyperfine -N --warmup 20 --runs "$runs" --export-csv "$work/times.csv" \
-  -n corral "$corral_cmd" -n bwrap "bash -c 'exec 9<$work/filter.bpf; exec $bwrap_cmd'" >/dev/null
-# bwrap gets its filter through a shell that opens fd 9; time that shell alone and subtract it.
-hyperfine -N --warmup 20 --runs "$runs" --export-csv "$work/shell.csv" \
-  -n shell "bash -c 'exec 9<$work/filter.bpf; exec /bin/true'" >/dev/null
+  -n corral "$wrap $corral_cmd'" -n bwrap "$wrap $bwrap_cmd'" -n shell "$wrap /bin/true'" >/dev/null
 
-awk -F, -v shell="$(awk -F, 'NR==2 {print $4}' "$work/shell.csv")" -v user="$(id -un)" '
+awk -F, -v user="$(id -un)" '
   NR == 2 { corral = $4 }
-  NR == 3 { bwrap = $4 - shell + 0.0 }
+  NR == 3 { bwrap = $4 }
+  NR == 4 { shell = $4 }
   END {
+    corral -= shell; bwrap -= shell
     printf "corral exec vs bwrap, median wall time of /bin/true, as %s (%s runs each)\n", user, ENVIRON["runs"]
     printf "  corral exec : %6.2f ms\n", corral * 1000
-    printf "  bwrap       : %6.2f ms (shell that opens the filter subtracted: %.2f ms)\n", bwrap * 1000, shell * 1000
+    printf "  bwrap       : %6.2f ms\n", bwrap * 1000
+    printf "  (both ran through the same shell wrapper, %.2f ms, subtracted)\n", shell * 1000
     printf "  ratio       : %.2fx bwrap (target: at most 0.8x)\n", corral / bwrap
   }' "$work/times.csv"
