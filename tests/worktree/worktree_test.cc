@@ -1,0 +1,354 @@
+// corral::worktree on temporary repositories, read back with the git CLI: what corral writes is
+// ordinary git, and the user's branch, index and working tree are never touched.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "tests/testing.h"
+#include "worktree/worktree.h"
+
+namespace corral::worktree {
+namespace {
+
+using corral::testing::Output;
+using corral::testing::ReadFile;
+using corral::testing::RunCommand;
+using corral::testing::ScratchDir;
+using corral::testing::WriteFile;
+namespace fs = std::filesystem;
+
+class WorktreeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Git({"init", "-q", "-b", "main"});
+    Git({"config", "user.name", "Test"});
+    Git({"config", "user.email", "test@example.com"});
+    WriteFile(dir_.path() + "/a.txt", "one\ntwo\nthree\n");
+    WriteFile(dir_.path() + "/b.txt", "alpha\n");
+    WriteFile(dir_.path() + "/.gitignore", "*.log\n");
+    Git({"add", "-A"});
+    Git({"commit", "-q", "-m", "base"});
+    // Uncommitted work of the user's that corral must never touch.
+    WriteFile(dir_.path() + "/b.txt", "alpha\nuser edit\n");
+    WriteFile(dir_.path() + "/untracked.txt", "mine\n");
+    user_state_ = UserState();
+    auto repo = Repository::Open(dir_.path());
+    ASSERT_TRUE(repo) << repo.error().message;
+    repo_.emplace(std::move(*repo));
+    auto base = repo_->ResolveCommit("HEAD");
+    ASSERT_TRUE(base);
+    base_ = *base;
+  }
+
+  void TearDown() override {
+    EXPECT_EQ(UserState(), user_state_) << "the user's branch, index or working tree changed";
+    Output fsck = Git({"fsck", "--strict", "--no-progress"});
+    EXPECT_EQ(fsck.status, 0) << fsck.out << fsck.err;
+  }
+
+  Output Git(std::vector<std::string> args, const std::string& cwd = "") {
+    args.insert(args.begin(), {"/usr/bin/git", "-C", cwd.empty() ? dir_.path() : cwd});
+    return RunCommand(args);
+  }
+
+  std::string UserState() {
+    return Git({"rev-parse", "HEAD", "--symbolic-full-name", "HEAD"}).out +
+           Git({"status", "--porcelain=v1", "-uall"}).out + Git({"diff"}).out +
+           Git({"diff", "--cached"}).out + Git({"stash", "list"}).out;
+  }
+
+  Workspace Create(const std::string& run, const std::string& task) {
+    auto ws = repo_->CreateWorkspace(run, task, base_);
+    EXPECT_TRUE(ws) << ws.error().message;
+    return ws ? *ws : Workspace{};
+  }
+
+  // Commits `files` (path -> content) in a new workspace of `task` and returns its branch.
+  BranchToMerge Task(const std::string& task, const std::vector<std::pair<std::string, std::string>>& files,
+                     const std::vector<std::string>& removed = {}) {
+    Workspace ws = Create("r1", task);
+    for (const auto& [path, content] : files) {
+      fs::create_directories(fs::path(ws.path + "/" + path).parent_path());
+      WriteFile(ws.path + "/" + path, content);
+    }
+    for (const std::string& path : removed) fs::remove(ws.path + "/" + path);
+    auto c = repo_->CommitAll(ws, {"r1", task, "p@0"});
+    EXPECT_TRUE(c && c->committed) << (c ? "no change" : c.error().message);
+    return {task, ws.branch};
+  }
+
+  ScratchDir dir_{"corral-repo"};
+  std::optional<Repository> repo_;
+  std::string base_;
+  std::string user_state_;
+};
+
+TEST_F(WorktreeTest, CreatesABranchAndAWorktreeFromTheBase) {
+  Workspace ws = Create("r1", "impl");
+  EXPECT_EQ(ws.branch, "corral/r1/impl");
+  EXPECT_EQ(ws.path, dir_.path() + "/.git/corral/worktrees/r1/impl");
+  EXPECT_EQ(Git({"rev-parse", "corral/r1/impl"}).out, base_ + "\n");
+  EXPECT_EQ(ReadFile(ws.path + "/a.txt"), "one\ntwo\nthree\n");
+  EXPECT_EQ(ReadFile(ws.path + "/b.txt"), "alpha\n") << "from the base, not the user's edit";
+  EXPECT_FALSE(fs::exists(ws.path + "/untracked.txt"));
+  EXPECT_NE(Git({"worktree", "list"}).out.find(ws.path + "  " + base_.substr(0, 7) + " [corral/r1/impl]"),
+            std::string::npos)
+      << Git({"worktree", "list"}).out;
+  EXPECT_EQ(Git({"status", "--porcelain"}, ws.path).out, "") << "a clean checkout";
+}
+
+TEST_F(WorktreeTest, BadIdsAndDuplicatesLeaveNothingBehind) {
+  EXPECT_EQ(repo_->CreateWorkspace("r1", "a/b", base_).error().message,
+            "task id 'a/b' may only hold letters, digits, '_' and '-'");
+  EXPECT_EQ(repo_->CreateWorkspace("r.1", "t", base_).error().message,
+            "run id 'r.1' may only hold letters, digits, '_' and '-'");
+  Create("r1", "t");
+  auto again = repo_->CreateWorkspace("r1", "t", base_);
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().message, "a workspace for task 't' of run 'r1' exists already");
+  auto bad_base = repo_->CreateWorkspace("r1", "u", "0123456789012345678901234567890123456789");
+  ASSERT_FALSE(bad_base);
+  EXPECT_EQ(Git({"branch", "--list", "corral/r1/u"}).out, "");
+  EXPECT_FALSE(fs::exists(dir_.path() + "/.git/corral/worktrees/r1/u"));
+}
+
+TEST_F(WorktreeTest, AFailedWorktreeAddRollsBackTheBranch) {
+  // Make libgit2's worktree step fail: the admin directory cannot be created.
+  WriteFile(dir_.path() + "/.git/worktrees", "not a directory");
+  auto ws = repo_->CreateWorkspace("r1", "t", base_);
+  fs::remove(dir_.path() + "/.git/worktrees");
+  ASSERT_FALSE(ws);
+  EXPECT_EQ(Git({"branch", "--list", "corral/*"}).out, "");
+  EXPECT_FALSE(fs::exists(dir_.path() + "/.git/corral/worktrees/r1/t"));
+}
+
+TEST_F(WorktreeTest, SixteenConcurrentWorkspacesAllSucceed) {
+  for (int round = 0; round < 3; ++round) {
+    std::string run = "c" + std::to_string(round);
+    std::vector<std::thread> threads;
+    std::vector<std::string> errors(16);
+    for (int i = 0; i < 16; ++i) {
+      threads.emplace_back([&, i] {
+        auto repo = Repository::Open(dir_.path());  // one per thread: libgit2 objects are not shared
+        if (!repo) {
+          errors[i] = repo.error().message;
+          return;
+        }
+        auto ws = repo->CreateWorkspace(run, "t" + std::to_string(i), base_);
+        if (!ws) errors[i] = ws.error().message;
+      });
+    }
+    for (auto& t : threads) t.join();
+    for (int i = 0; i < 16; ++i) EXPECT_EQ(errors[i], "") << "round " << round << " task " << i;
+  }
+  Output list = Git({"worktree", "list", "--porcelain"});
+  size_t count = 0;
+  for (size_t pos = 0; (pos = list.out.find("worktree ", pos)) != std::string::npos; ++pos) ++count;
+  EXPECT_EQ(count, 1u + 48u);
+  EXPECT_EQ(Git({"worktree", "prune", "--dry-run", "-v"}).out, "") << "no broken worktree";
+}
+
+TEST_F(WorktreeTest, CommitsEveryKindOfChange) {
+  Workspace ws = Create("r1", "t");
+  WriteFile(ws.path + "/a.txt", "one\nTWO\nthree\n");                // modified
+  fs::create_directories(ws.path + "/new dir");
+  WriteFile(ws.path + "/new dir/n.txt", "new\n");                     // new, in a new directory
+  fs::rename(ws.path + "/b.txt", ws.path + "/b-renamed.txt");         // renamed
+  fs::remove(ws.path + "/.gitignore");                                 // deleted
+  WriteFile(ws.path + "/run.sh", "#!/bin/sh\n", 0755);                 // executable
+  fs::create_symlink("/etc/passwd", ws.path + "/escape");              // a symlink out: stored as a link
+  WriteFile(ws.path + "/debug.log", "ignored? no longer: .gitignore is deleted\n");
+  WriteFile(ws.path + "/line\nbreak", "odd name\n");
+  WriteFile(ws.path + "/latin1-\xe9", "odd name\n");
+  auto c = repo_->CommitAll(ws, {"r1", "t", "code_implementer@abc123"});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->committed);
+  EXPECT_EQ(Git({"rev-parse", "corral/r1/t"}).out, c->commit + "\n");
+  Output tree = Git({"ls-tree", "-r", "--name-only", "-z", "corral/r1/t"});
+  std::string names = tree.out;
+  for (const char* name : {"a.txt", "new dir/n.txt", "b-renamed.txt", "run.sh", "escape", "debug.log",
+                           "line\nbreak", "latin1-\xe9"}) {
+    EXPECT_NE(names.find(std::string(name) + '\0'), std::string::npos) << name;
+  }
+  EXPECT_EQ(names.find(std::string("b.txt") + '\0'), std::string::npos);
+  EXPECT_EQ(names.find(std::string(".gitignore") + '\0'), std::string::npos);
+  EXPECT_EQ(Git({"ls-tree", "corral/r1/t", "run.sh"}).out.substr(0, 6), "100755");
+  EXPECT_EQ(Git({"ls-tree", "corral/r1/t", "escape"}).out.substr(0, 6), "120000");
+  EXPECT_EQ(Git({"cat-file", "-p", "corral/r1/t:escape"}).out, "/etc/passwd");
+  Output msg = Git({"log", "-1", "--format=%s%n%(trailers:only)", "corral/r1/t"});
+  EXPECT_EQ(msg.out,
+            "corral: task t\nCorral-Run: r1\nCorral-Task: t\nCorral-Policy: code_implementer@abc123\n\n");
+  EXPECT_EQ(Git({"status", "--porcelain"}, ws.path).out, "") << "index matches the commit";
+}
+
+TEST_F(WorktreeTest, IgnoredFilesStayOut) {
+  Workspace ws = Create("r1", "t");
+  WriteFile(ws.path + "/build.log", "noise\n");
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0"});
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(c->committed);
+  EXPECT_EQ(c->commit, base_);
+}
+
+TEST_F(WorktreeTest, NoChangeMeansNoCommit) {
+  Workspace ws = Create("r1", "t");
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0"});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_FALSE(c->committed);
+  EXPECT_TRUE(c->files_changed.empty());
+  EXPECT_EQ(Git({"rev-parse", "corral/r1/t"}).out, base_ + "\n");
+}
+
+TEST_F(WorktreeTest, TheAgentsOwnCommitsAreKept) {
+  Workspace ws = Create("r1", "t");
+  WriteFile(ws.path + "/agent.txt", "by the agent\n");
+  Git({"add", "agent.txt"}, ws.path);
+  Git({"-c", "user.name=Agent", "-c", "user.email=a@x", "commit", "-q", "-m", "agent commit"}, ws.path);
+  WriteFile(ws.path + "/after.txt", "uncommitted\n");
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0"});
+  ASSERT_TRUE(c && c->committed);
+  EXPECT_EQ(c->files_changed, std::vector<std::string>{"after.txt"});
+  EXPECT_EQ(Git({"log", "--format=%s", base_ + "..corral/r1/t"}).out, "corral: task t\nagent commit\n");
+}
+
+TEST_F(WorktreeTest, NestedRepositoriesAndUnreadableFilesAreReported) {
+  Workspace ws = Create("r1", "t");
+  Git({"init", "-q", ws.path + "/vendor/lib"});
+  WriteFile(ws.path + "/vendor/lib/x.c", "int x;\n");
+  WriteFile(ws.path + "/secret.key", "k\n", 0000);
+  WriteFile(ws.path + "/ok.txt", "fine\n");
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0"});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->committed);
+  Output tree = Git({"ls-tree", "-r", "--name-only", "corral/r1/t"});
+  EXPECT_NE(tree.out.find("ok.txt\n"), std::string::npos);
+  EXPECT_EQ(tree.out.find("vendor"), std::string::npos) << "no nested repository, no gitlink";
+  ASSERT_FALSE(c->skipped.empty());
+  EXPECT_EQ(c->skipped.back().path, "vendor/lib/");
+  EXPECT_EQ(c->skipped.back().reason, "nested repository");
+  if (geteuid() != 0) {  // root reads a 0000 file; everybody else must get it reported
+    ASSERT_EQ(c->skipped.size(), 2u);
+    EXPECT_EQ(c->skipped[0].path, "secret.key");
+    EXPECT_EQ(c->skipped[0].reason, "unreadable");
+  } else {
+    EXPECT_NE(tree.out.find("secret.key\n"), std::string::npos);
+  }
+}
+
+TEST_F(WorktreeTest, IntegratesInOrderAndReportsConflicts) {
+  BranchToMerge a = Task("a", {{"a.txt", "one\nTWO by a\nthree\n"}});
+  BranchToMerge b = Task("b", {{"c.txt", "from b\n"}});
+  BranchToMerge c = Task("c", {{"a.txt", "one\ntwo by c\nthree\n"}});
+  auto r = repo_->Integrate(base_, {a, b, c}, "corral/r1/merged");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->merged, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(r->conflicted, std::vector<std::string>{"c"});
+  ASSERT_EQ(r->conflicts.size(), 1u);
+  const Conflict& k = r->conflicts[0];
+  EXPECT_EQ(k.paths, std::vector<std::string>{"a.txt"});
+  EXPECT_EQ(k.kind, "content");
+  EXPECT_EQ(k.tasks, (std::vector<std::string>{"a", "c"}));
+  ASSERT_EQ(k.hunks.size(), 1u);
+  EXPECT_EQ(k.hunks[0].ours, "TWO by a\n");
+  EXPECT_EQ(k.hunks[0].base, "two\n");
+  EXPECT_EQ(k.hunks[0].theirs, "two by c\n");
+  EXPECT_EQ(k.hunks[0].ours_start, 2);
+  EXPECT_EQ(k.hunks[0].base_start, 2);
+  EXPECT_EQ(k.hunks[0].theirs_start, 2);
+  ASSERT_EQ(r->pairs.size(), 1u);
+  EXPECT_EQ(r->pairs[0].a, "a");
+  EXPECT_EQ(r->pairs[0].b, "c");
+  EXPECT_EQ(r->pairs[0].paths, std::vector<std::string>{"a.txt"});
+  EXPECT_EQ(Git({"rev-parse", "corral/r1/merged"}).out, r->commit + "\n");
+  EXPECT_EQ(Git({"show", "corral/r1/merged:a.txt"}).out, "one\nTWO by a\nthree\n");
+  EXPECT_EQ(Git({"show", "corral/r1/merged:c.txt"}).out, "from b\n");
+  EXPECT_EQ(Git({"merge-base", "--is-ancestor", "corral/r1/b", "corral/r1/merged"}).status, 0);
+  EXPECT_NE(Git({"merge-base", "--is-ancestor", "corral/r1/c", "corral/r1/merged"}).status, 0);
+  std::string json = ToJson(*r);
+  EXPECT_NE(json.find(R"("conflicted":["c"])"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("pairs":[{"paths":["a.txt"],"tasks":["a","c"]}])"), std::string::npos) << json;
+  std::string md = ToMarkdown(*r);
+  EXPECT_NE(md.find("#### `a.txt`: content (tasks `a`, `c`)"), std::string::npos) << md;
+  EXPECT_NE(md.find("| `a` × `c` | `a.txt` |"), std::string::npos) << md;
+}
+
+TEST_F(WorktreeTest, ConflictKinds) {
+  BranchToMerge add1 = Task("add1", {{"new.txt", "one\n"}});
+  BranchToMerge add2 = Task("add2", {{"new.txt", "two\n"}});
+  BranchToMerge mod = Task("mod", {{"b.txt", "alpha changed\n"}});
+  BranchToMerge del = Task("del", {}, {"b.txt"});
+  BranchToMerge bin1 = Task("bin1", {{"blob.bin", std::string("\0\1\2a", 4)}});
+  BranchToMerge bin2 = Task("bin2", {{"blob.bin", std::string("\0\1\2b", 4)}});
+  auto r = repo_->Integrate(base_, {add1, add2, mod, del, bin1, bin2}, "corral/r1/merged");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->merged, (std::vector<std::string>{"add1", "mod", "bin1"}));
+  EXPECT_EQ(r->conflicted, (std::vector<std::string>{"add2", "del", "bin2"}));
+  ASSERT_EQ(r->conflicts.size(), 3u);
+  EXPECT_EQ(r->conflicts[0].kind, "add/add");
+  EXPECT_EQ(r->conflicts[0].tasks, (std::vector<std::string>{"add1", "add2"}));
+  EXPECT_EQ(r->conflicts[1].kind, "modify/delete");
+  EXPECT_EQ(r->conflicts[1].tasks, (std::vector<std::string>{"mod", "del"}));
+  EXPECT_EQ(r->conflicts[2].kind, "binary");
+  EXPECT_TRUE(r->conflicts[2].hunks.empty());
+}
+
+TEST_F(WorktreeTest, RenameRenameConflict) {
+  BranchToMerge x = Task("x", {{"x.txt", "one\ntwo\nthree\n"}}, {"a.txt"});
+  BranchToMerge y = Task("y", {{"y.txt", "one\ntwo\nthree\n"}}, {"a.txt"});
+  auto r = repo_->Integrate(base_, {x, y}, "corral/r1/merged");
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->conflicts.size(), 1u);
+  EXPECT_EQ(r->conflicts[0].kind, "rename/rename");
+  EXPECT_EQ(r->conflicts[0].paths, (std::vector<std::string>{"a.txt", "x.txt", "y.txt"}));
+}
+
+TEST_F(WorktreeTest, RenameDeleteAndFileDirectoryConflicts) {
+  BranchToMerge ren = Task("ren", {{"moved.txt", "one\ntwo\nthree\n"}}, {"a.txt"});
+  BranchToMerge del = Task("del", {}, {"a.txt"});
+  BranchToMerge file = Task("file", {{"d", "a file\n"}});
+  BranchToMerge dir = Task("dir", {{"d/e.txt", "in a directory\n"}});
+  auto r = repo_->Integrate(base_, {ren, del, file, dir}, "corral/r1/merged");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->conflicted, (std::vector<std::string>{"del", "dir"}));
+  ASSERT_EQ(r->conflicts.size(), 2u);
+  EXPECT_EQ(r->conflicts[0].kind, "rename/delete");
+  EXPECT_EQ(r->conflicts[0].tasks, (std::vector<std::string>{"ren", "del"}));
+  EXPECT_EQ(r->conflicts[1].kind, "file/directory");
+  EXPECT_EQ(r->conflicts[1].tasks, (std::vector<std::string>{"file", "dir"}));
+}
+
+TEST_F(WorktreeTest, NeverMovesACheckedOutBranch) {
+  BranchToMerge a = Task("a", {{"c.txt", "c\n"}});
+  auto r = repo_->Integrate(base_, {a}, "main");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().message, "refusing to update 'main': it is checked out");
+}
+
+TEST_F(WorktreeTest, RedoingTheMergeMovesTheBranchFromWhereItWas) {
+  BranchToMerge a = Task("a", {{"c.txt", "c\n"}});
+  BranchToMerge b = Task("b", {{"d.txt", "d\n"}});
+  auto first = repo_->Integrate(base_, {a}, "corral/r1/merged");
+  ASSERT_TRUE(first);
+  auto second = repo_->Integrate(base_, {a, b}, "corral/r1/merged");
+  ASSERT_TRUE(second) << second.error().message;
+  EXPECT_EQ(second->merged, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(Git({"show", "corral/r1/merged:d.txt"}).out, "d\n");
+}
+
+TEST_F(WorktreeTest, RemoveWorkspaceKeepsTheBranch) {
+  BranchToMerge a = Task("a", {{"c.txt", "c\n"}});
+  auto ws = repo_->FindWorkspace("r1", "a");
+  ASSERT_TRUE(ws);
+  fs::create_directories(ws->path + "/locked");
+  chmod((ws->path + "/locked").c_str(), 0);
+  ASSERT_TRUE(repo_->RemoveWorkspace(*ws));
+  EXPECT_FALSE(fs::exists(ws->path));
+  EXPECT_FALSE(fs::exists(ws->admin_dir));
+  EXPECT_NE(Git({"rev-parse", "corral/r1/a"}).out, base_ + "\n");
+  EXPECT_EQ(Git({"worktree", "prune", "--dry-run", "-v"}).out, "");
+}
+
+}  // namespace
+}  // namespace corral::worktree

@@ -1,0 +1,130 @@
+// The auto-commit of what an agent changed in its worktree.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "worktree/git_handle.h"
+#include "worktree/worktree.h"
+
+namespace corral::worktree {
+namespace {
+
+struct AddPayload {
+  std::string workdir;  // with a trailing '/'
+  std::vector<Skipped>* skipped;
+};
+
+// Decides, per path libgit2 is about to stage, whether it goes into the commit. Paths kept out are
+// recorded once, with the reason.
+int FilterPath(const char* path, const char* /*matched_pathspec*/, void* data) {
+  auto* p = static_cast<AddPayload*>(data);
+  std::string full = p->workdir + path;
+  while (full.size() > 1 && full.back() == '/') full.pop_back();
+  struct stat st;
+  if (lstat(full.c_str(), &st) != 0) return 0;  // deleted: let libgit2 drop it from the index
+  auto skip = [&](const char* reason) {
+    std::string rel(path);
+    bool seen = std::any_of(p->skipped->begin(), p->skipped->end(),
+                            [&](const Skipped& s) { return s.path == rel; });
+    if (!seen) p->skipped->push_back({rel, reason});
+    return 1;
+  };
+  if (S_ISDIR(st.st_mode)) {
+    struct stat git;
+    if (lstat((full + "/.git").c_str(), &git) == 0) return skip("nested repository");
+    return 0;
+  }
+  if (S_ISREG(st.st_mode)) {
+    int fd = open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return skip("unreadable");
+    close(fd);
+  }
+  return 0;
+}
+
+Expected<SignaturePtr> Signature(git_repository* repo) {
+  git_signature* sig = nullptr;
+  if (git_signature_default(&sig, repo) == 0) return SignaturePtr(sig);
+  if (git_signature_now(&sig, "corral", "corral@localhost") != 0) return GitError("signature");
+  return SignaturePtr(sig);
+}
+
+}  // namespace
+
+Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRequest& request) {
+  // Through the admin directory: never through a .git the agent could have replaced.
+  git_repository* raw = nullptr;
+  if (git_repository_open(&raw, ws.admin_dir.c_str()) != 0) return GitError("open " + ws.admin_dir);
+  RepoPtr wrepo(raw);
+  const char* workdir = git_repository_workdir(wrepo.get());
+  if (!workdir || std::string(workdir) != ws.path + "/") {
+    return Fail("worktree " + ws.admin_dir + " does not point at " + ws.path);
+  }
+  git_index* raw_index = nullptr;
+  if (git_repository_index(&raw_index, wrepo.get()) != 0) return GitError("index of " + ws.path);
+  IndexPtr index(raw_index);
+  if (git_index_read(index.get(), 1) != 0) return GitError("read index of " + ws.path);
+
+  CommitResult result;
+  AddPayload payload{workdir, &result.skipped};
+  char star[] = "*";
+  char* patterns[] = {star};
+  git_strarray all = {patterns, 1};
+  if (git_index_add_all(index.get(), &all, GIT_INDEX_ADD_DEFAULT, FilterPath, &payload) != 0) {
+    return GitError("stage changes in " + ws.path);
+  }
+  if (git_index_update_all(index.get(), &all, FilterPath, &payload) != 0) {
+    return GitError("stage deletions in " + ws.path);
+  }
+  git_oid tree_id;
+  if (git_index_write_tree(&tree_id, index.get()) != 0) return GitError("write tree of " + ws.path);
+
+  git_reference* raw_head = nullptr;
+  if (git_repository_head(&raw_head, wrepo.get()) != 0) return GitError("HEAD of " + ws.path);
+  RefPtr head(raw_head);
+  git_commit* raw_parent = nullptr;
+  if (git_commit_lookup(&raw_parent, wrepo.get(), git_reference_target(head.get())) != 0) {
+    return GitError("HEAD commit of " + ws.path);
+  }
+  CommitPtr parent(raw_parent);
+  std::sort(result.skipped.begin(), result.skipped.end(),
+            [](const Skipped& a, const Skipped& b) { return a.path < b.path; });
+  result.commit = git_oid_tostr_s(git_commit_id(parent.get()));
+  if (git_oid_equal(&tree_id, git_commit_tree_id(parent.get()))) return result;
+
+  git_tree* raw_tree = nullptr;
+  if (git_tree_lookup(&raw_tree, wrepo.get(), &tree_id) != 0) return GitError("tree");
+  TreePtr tree(raw_tree);
+  git_tree* raw_old = nullptr;
+  if (git_commit_tree(&raw_old, parent.get()) != 0) return GitError("parent tree");
+  TreePtr old_tree(raw_old);
+  git_diff* raw_diff = nullptr;
+  if (git_diff_tree_to_tree(&raw_diff, wrepo.get(), old_tree.get(), tree.get(), nullptr) != 0) {
+    return GitError("diff of " + ws.path);
+  }
+  DiffPtr diff(raw_diff);
+  for (size_t i = 0; i < git_diff_num_deltas(diff.get()); ++i) {
+    const git_diff_delta* d = git_diff_get_delta(diff.get(), i);
+    result.files_changed.emplace_back(d->new_file.path ? d->new_file.path : d->old_file.path);
+  }
+  std::sort(result.files_changed.begin(), result.files_changed.end());
+
+  auto sig = Signature(wrepo.get());
+  if (!sig) return std::unexpected(sig.error());
+  std::string message = "corral: task " + request.task + "\n\nCorral-Run: " + request.run +
+                        "\nCorral-Task: " + request.task + "\nCorral-Policy: " + request.policy + "\n";
+  git_oid commit_id;
+  const git_commit* parents[] = {parent.get()};
+  if (git_commit_create(&commit_id, wrepo.get(), "HEAD", sig->get(), sig->get(), nullptr,
+                        message.c_str(), tree.get(), 1, parents) != 0) {
+    return GitError("commit in " + ws.path);
+  }
+  if (git_index_write(index.get()) != 0) return GitError("write index of " + ws.path);
+  result.committed = true;
+  result.commit = git_oid_tostr_s(&commit_id);
+  return result;
+}
+
+}  // namespace corral::worktree

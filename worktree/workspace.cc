@@ -1,0 +1,149 @@
+// Creating and removing task worktrees.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "worktree/git_handle.h"
+#include "worktree/worktree.h"
+
+namespace corral::worktree {
+namespace {
+
+namespace fs = std::filesystem;
+
+// An exclusive flock on a file: serializes the worktree metadata step across threads (each holds
+// its own open file description) and processes. libgit2 1.5.1 races when worktrees are added
+// concurrently.
+class FileLock {
+ public:
+  static Expected<FileLock> Acquire(const std::string& path) {
+    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return Fail("lock " + path + ": " + std::strerror(errno));
+    while (flock(fd, LOCK_EX) != 0) {
+      if (errno != EINTR) {
+        close(fd);
+        return Fail("lock " + path + ": " + std::strerror(errno));
+      }
+    }
+    return FileLock(fd);
+  }
+  FileLock(FileLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  ~FileLock() {
+    if (fd_ >= 0) close(fd_);  // releases the lock
+  }
+
+ private:
+  explicit FileLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+std::string WorktreesRoot(const std::string& common) { return common + "/corral/worktrees"; }
+std::string AdminName(const std::string& run, const std::string& task) { return run + "." + task; }
+
+// Removes a tree an agent may have made unreadable or unwritable.
+void RemoveTree(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(path, ec))) return;
+  chmod(path.c_str(), 0700);
+  for (auto it = fs::recursive_directory_iterator(path, fs::directory_options::skip_permission_denied, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec)) chmod(it->path().c_str(), 0700);
+  }
+  fs::remove_all(path, ec);
+}
+
+}  // namespace
+
+Expected<Workspace> Repository::FindWorkspace(const std::string& run, const std::string& task) const {
+  Workspace ws{run, task, WorktreesRoot(common_dir_) + "/" + run + "/" + task, TaskBranch(run, task),
+               common_dir_ + "/worktrees/" + AdminName(run, task), ""};
+  std::error_code ec;
+  if (!fs::is_directory(ws.path, ec) || !fs::is_directory(ws.admin_dir, ec)) {
+    return Fail("no workspace for task '" + task + "' of run '" + run + "'");
+  }
+  return ws;
+}
+
+Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const std::string& task,
+                                                const std::string& base) {
+  for (auto [id, what] : {std::pair{run, "run id"}, std::pair{task, "task id"}}) {
+    if (std::string e = CheckId(id, what); !e.empty()) return Fail(e);
+  }
+  git_oid base_oid;
+  if (git_oid_fromstr(&base_oid, base.c_str()) != 0) return Fail("base '" + base + "' is not a commit id");
+  git_commit* raw_commit = nullptr;
+  if (git_commit_lookup(&raw_commit, repo_, &base_oid) != 0) return GitError("base " + base);
+  CommitPtr commit(raw_commit);
+
+  Workspace ws{run, task, WorktreesRoot(common_dir_) + "/" + run + "/" + task, TaskBranch(run, task),
+               common_dir_ + "/worktrees/" + AdminName(run, task), base};
+  std::error_code ec;
+  fs::create_directories(WorktreesRoot(common_dir_) + "/" + run, ec);
+  if (ec) return Fail("create " + WorktreesRoot(common_dir_) + "/" + run + ": " + ec.message());
+
+  RefPtr branch;
+  {
+    auto lock = FileLock::Acquire(common_dir_ + "/corral/worktrees.lock");
+    if (!lock) return std::unexpected(lock.error());
+    if (fs::exists(fs::symlink_status(ws.path, ec)) || fs::exists(ws.admin_dir, ec)) {
+      return Fail("a workspace for task '" + task + "' of run '" + run + "' exists already");
+    }
+    git_reference* raw_ref = nullptr;
+    if (git_branch_create(&raw_ref, repo_, ws.branch.c_str(), commit.get(), 0) != 0) {
+      return GitError("create branch " + ws.branch);
+    }
+    branch.reset(raw_ref);
+    git_worktree_add_options opts;
+    git_worktree_add_options_init(&opts, GIT_WORKTREE_ADD_OPTIONS_VERSION);
+    opts.ref = branch.get();
+    opts.checkout_options.checkout_strategy = GIT_CHECKOUT_NONE;  // done outside the lock
+    git_worktree* wt = nullptr;
+    if (git_worktree_add(&wt, repo_, AdminName(run, task).c_str(), ws.path.c_str(), &opts) != 0) {
+      auto error = GitError("add worktree " + ws.path);
+      RemoveTree(ws.path);
+      RemoveTree(ws.admin_dir);
+      git_branch_delete(branch.get());
+      return error;
+    }
+    git_worktree_free(wt);
+  }
+  auto rollback = [&](std::unexpected<Error> error) -> Expected<Workspace> {
+    RemoveTree(ws.path);
+    RemoveTree(ws.admin_dir);
+    git_branch_delete(branch.get());
+    return error;
+  };
+  git_repository* raw_wrepo = nullptr;
+  if (git_repository_open(&raw_wrepo, ws.admin_dir.c_str()) != 0) {
+    return rollback(GitError("open worktree " + ws.admin_dir));
+  }
+  RepoPtr wrepo(raw_wrepo);
+  git_tree* raw_tree = nullptr;  // looked up in the worktree's repository object: checkout insists
+  if (git_tree_lookup(&raw_tree, wrepo.get(), git_commit_tree_id(commit.get())) != 0) {
+    return rollback(GitError("tree of " + base));
+  }
+  TreePtr tree(raw_tree);
+  git_checkout_options checkout;
+  git_checkout_options_init(&checkout, GIT_CHECKOUT_OPTIONS_VERSION);
+  checkout.checkout_strategy = GIT_CHECKOUT_FORCE;
+  if (git_checkout_tree(wrepo.get(), reinterpret_cast<git_object*>(tree.get()), &checkout) != 0) {
+    return rollback(GitError("check out " + ws.path));
+  }
+  return ws;
+}
+
+Expected<> Repository::RemoveWorkspace(const Workspace& ws) {
+  std::string root = WorktreesRoot(common_dir_) + "/";
+  if (!ws.path.starts_with(root) || ws.admin_dir != common_dir_ + "/worktrees/" + AdminName(ws.run, ws.task)) {
+    return Fail("refusing to remove " + ws.path + ": not a corral workspace of this repository");
+  }
+  RemoveTree(ws.path);
+  RemoveTree(ws.admin_dir);
+  return {};
+}
+
+}  // namespace corral::worktree

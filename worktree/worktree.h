@@ -1,0 +1,133 @@
+// corral::worktree: a git worktree per task, a commit of what the agent changed, and the
+// integration merge of all task branches. The only module that uses libgit2.
+//
+// corral never changes the user's checked-out branch, index, working tree, stash or config, and
+// never runs code the repository or an agent controls: libgit2 runs no hooks, no external filter
+// or merge drivers and no fsmonitor, and task worktrees are opened through their admin directory
+// in the main repository, never through the `.git` file an agent could replace.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "worktree/error.h"
+
+struct git_repository;
+
+namespace corral::worktree {
+
+// Run and task ids: letters, digits, '_' and '-', 1 to 64 characters. Returns an error message
+// naming `what` ("run id", "task id") or an empty string.
+std::string CheckId(const std::string& id, const std::string& what);
+
+// "corral/<run>/<task>"
+std::string TaskBranch(const std::string& run, const std::string& task);
+
+struct Workspace {
+  std::string run, task;
+  std::string path;       // the worktree directory
+  std::string branch;     // refs/heads/corral/<run>/<task>, short form
+  std::string admin_dir;  // <common git dir>/worktrees/<name>
+  std::string base;       // the commit it started from (hex)
+};
+
+struct CommitRequest {
+  std::string run, task;
+  std::string policy;  // "<name>@<sha256 of the policy file>"
+};
+
+struct Skipped {
+  std::string path;
+  std::string reason;  // "unreadable", "nested repository", ...
+};
+
+struct CommitResult {
+  bool committed = false;                  // false: the agent changed nothing
+  std::string commit;                      // the branch head afterwards (hex)
+  std::vector<std::string> files_changed;  // by the new commit, sorted
+  std::vector<Skipped> skipped;            // kept out of the commit, by path
+};
+
+struct BranchToMerge {
+  std::string task;
+  std::string branch;  // short name, e.g. corral/<run>/<task>
+};
+
+struct Hunk {
+  int merged_line = 0;  // where the conflict starts in the file with conflict markers (1-based)
+  int base_start = 0, ours_start = 0, theirs_start = 0;  // 1-based first line in each side's file
+  std::string base, ours, theirs;                       // each side's text of the hunk
+};
+
+struct Conflict {
+  std::vector<std::string> paths;  // one, or the ancestor's and the sides' paths for renames
+  // content, add/add, modify/delete, rename/rename, rename/delete, file/directory, binary, mode
+  std::string kind;
+  std::vector<std::string> tasks;  // earlier tasks that changed the path, then the task merged
+  std::vector<Hunk> hunks;         // content conflicts of text files
+};
+
+struct PairConflict {
+  std::string a, b;  // task ids, in merge order
+  std::vector<std::string> paths;
+};
+
+struct MergeReport {
+  std::string branch;  // the integration branch (short name)
+  std::string commit;  // its head (hex)
+  std::vector<std::string> merged;      // task ids, in merge order
+  std::vector<std::string> conflicted;  // task ids left out
+  std::vector<Conflict> conflicts;
+  std::vector<PairConflict> pairs;
+};
+
+// The merge object of DESIGN.md's report, as JSON; and as Markdown for a pull request.
+std::string ToJson(const MergeReport& report);
+std::string ToMarkdown(const MergeReport& report);
+
+// A repository opened for corral's use. Not thread-safe; open one per thread.
+class Repository {
+ public:
+  // Opens the repository containing `path` (a working tree or a git dir).
+  static Expected<Repository> Open(const std::string& path);
+  Repository(Repository&& other) noexcept;
+  Repository& operator=(Repository&& other) noexcept;
+  ~Repository();
+
+  const std::string& common_dir() const { return common_dir_; }
+
+  // The commit `rev` names ("HEAD", a branch, a hex id), as a full hex id.
+  Expected<std::string> ResolveCommit(const std::string& rev) const;
+
+  // Creates branch corral/<run>/<task> at `base`, then a worktree on it at
+  // <common dir>/corral/worktrees/<run>/<task>. Safe to call from many threads and processes at
+  // once (the metadata step is serialized, the checkout is not). On failure nothing is left
+  // behind: no branch, no admin directory, no directory.
+  Expected<Workspace> CreateWorkspace(const std::string& run, const std::string& task,
+                                      const std::string& base);
+
+  // The workspace of an existing task worktree; fails if it does not exist.
+  Expected<Workspace> FindWorkspace(const std::string& run, const std::string& task) const;
+
+  // Removes the worktree directory and its admin directory. The branch stays.
+  Expected<> RemoveWorkspace(const Workspace& ws);
+
+  // Commits everything the agent changed in `ws` (modified, new files not ignored, deleted,
+  // renamed, executable bits, symlinks as links) on top of the branch head, so commits the agent
+  // made itself are kept. Unreadable files and nested repositories are kept out and reported.
+  Expected<CommitResult> CommitAll(const Workspace& ws, const CommitRequest& request);
+
+  // Merges the branches into `into` (created at `base` if missing), in the given order, with
+  // in-memory three-way merges; a branch that conflicts is left out and reported, the others
+  // still merge. The ref is updated with compare-and-swap. Also computes the pairwise matrix.
+  Expected<MergeReport> Integrate(const std::string& base, const std::vector<BranchToMerge>& branches,
+                                  const std::string& into);
+
+ private:
+  Repository(git_repository* repo, std::string common_dir);
+  git_repository* repo_ = nullptr;
+  std::string common_dir_;
+};
+
+}  // namespace corral::worktree
