@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 
 #include "worktree/git_handle.h"
+#include "worktree/tree_diff.h"
 #include "worktree/worktree.h"
 
 namespace corral::worktree {
@@ -75,9 +77,6 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   if (git_index_add_all(index.get(), &all, GIT_INDEX_ADD_DEFAULT, FilterPath, &payload) != 0) {
     return GitError("stage changes in " + ws.path);
   }
-  if (git_index_update_all(index.get(), &all, FilterPath, &payload) != 0) {
-    return GitError("stage deletions in " + ws.path);
-  }
   git_oid tree_id;
   if (git_index_write_tree(&tree_id, index.get()) != 0) return GitError("write tree of " + ws.path);
 
@@ -100,16 +99,11 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   git_tree* raw_old = nullptr;
   if (git_commit_tree(&raw_old, parent.get()) != 0) return GitError("parent tree");
   TreePtr old_tree(raw_old);
-  git_diff* raw_diff = nullptr;
-  if (git_diff_tree_to_tree(&raw_diff, wrepo.get(), old_tree.get(), tree.get(), nullptr) != 0) {
-    return GitError("diff of " + ws.path);
+  std::set<std::string> changed;
+  if (auto r = ChangedPaths(wrepo.get(), old_tree.get(), tree.get(), &changed); !r) {
+    return std::unexpected(r.error());
   }
-  DiffPtr diff(raw_diff);
-  for (size_t i = 0; i < git_diff_num_deltas(diff.get()); ++i) {
-    const git_diff_delta* d = git_diff_get_delta(diff.get(), i);
-    result.files_changed.emplace_back(d->new_file.path ? d->new_file.path : d->old_file.path);
-  }
-  std::sort(result.files_changed.begin(), result.files_changed.end());
+  result.files_changed.assign(changed.begin(), changed.end());
 
   auto sig = Signature(wrepo.get());
   if (!sig) return std::unexpected(sig.error());

@@ -9,6 +9,7 @@
 #include <git2/sys/index.h>
 
 #include "worktree/git_handle.h"
+#include "worktree/tree_diff.h"
 #include "worktree/worktree.h"
 
 namespace corral::worktree {
@@ -73,26 +74,105 @@ class Merger {
     return TreePtr(t);
   }
 
-  // Paths a commit changed relative to another (both sides of renames).
+  // Paths a commit changed relative to another (a rename counts as both paths).
   Expected<std::set<std::string>> Changed(const git_oid& from, const git_oid& to) {
     auto a = Tree(from);
     auto b = Tree(to);
     if (!a || !b) return std::unexpected(a ? b.error() : a.error());
-    git_diff* raw = nullptr;
-    if (git_diff_tree_to_tree(&raw, repo_, a->get(), b->get(), nullptr) != 0) return GitError("diff");
-    DiffPtr diff(raw);
-    git_diff_find_options find;
-    git_diff_find_options_init(&find, GIT_DIFF_FIND_OPTIONS_VERSION);
-    find.flags = GIT_DIFF_FIND_RENAMES;
-    find.rename_limit = kRenameTargetLimit;
-    git_diff_find_similar(diff.get(), &find);
     std::set<std::string> paths;
-    for (size_t i = 0; i < git_diff_num_deltas(diff.get()); ++i) {
-      const git_diff_delta* d = git_diff_get_delta(diff.get(), i);
-      paths.insert(d->old_file.path);
-      paths.insert(d->new_file.path);
-    }
+    if (auto r = ChangedPaths(repo_, a->get(), b->get(), &paths); !r) return std::unexpected(r.error());
     return paths;
+  }
+
+  // The merged tree when no path changed on both sides differently: subtrees only one side
+  // changed are taken whole, without reading them (as git's ort strategy does). nullopt when a
+  // path needs a real three-way merge (then MergeTrees decides, with rename detection).
+  Expected<std::optional<git_oid>> TrivialMerge(const git_tree* base, const git_tree* ours,
+                                                const git_tree* theirs) {
+    auto id = [](const git_tree* t) { return t ? git_tree_id(t) : nullptr; };
+    auto same_tree = [&](const git_tree* a, const git_tree* b) {
+      return a && b && git_oid_equal(id(a), id(b));
+    };
+    if (same_tree(ours, theirs) || same_tree(base, theirs)) return *id(ours);
+    if (same_tree(base, ours)) return *id(theirs);
+    struct Sides {
+      const git_tree_entry* e[3] = {nullptr, nullptr, nullptr};
+    };
+    std::map<std::string, Sides> names;
+    const git_tree* trees[3] = {base, ours, theirs};
+    for (int side = 0; side < 3; ++side) {
+      if (!trees[side]) continue;
+      for (size_t i = 0; i < git_tree_entrycount(trees[side]); ++i) {
+        const git_tree_entry* e = git_tree_entry_byindex(trees[side], i);
+        names[git_tree_entry_name(e)].e[side] = e;
+      }
+    }
+    git_treebuilder* raw = nullptr;
+    if (git_treebuilder_new(&raw, repo_, nullptr) != 0) return GitError("tree builder");
+    GitPtr<git_treebuilder, git_treebuilder_free> builder(raw);
+    auto same = [](const git_tree_entry* a, const git_tree_entry* b) {
+      if (!a || !b) return a == b;
+      return git_oid_equal(git_tree_entry_id(a), git_tree_entry_id(b)) &&
+             git_tree_entry_filemode(a) == git_tree_entry_filemode(b);
+    };
+    auto is_tree = [](const git_tree_entry* e) {
+      return e && git_tree_entry_type(e) == GIT_OBJECT_TREE;
+    };
+    for (const auto& [name, s] : names) {
+      const git_tree_entry *b = s.e[0], *o = s.e[1], *t = s.e[2];
+      const git_tree_entry* chosen = nullptr;
+      git_oid merged_subtree;
+      bool subtree = false;
+      if (b && !o && !t) {
+        return std::optional<git_oid>();  // deleted on both sides: maybe renamed; needs rename detection
+      } else if (same(o, t) || same(b, t)) {
+        chosen = o;
+      } else if (same(b, o)) {
+        chosen = t;
+      } else if (is_tree(o) && is_tree(t) && (!b || is_tree(b))) {
+        TreePtr sub[3];
+        for (int side = 0; side < 3; ++side) {
+          if (!s.e[side]) continue;
+          git_tree* st = nullptr;
+          if (git_tree_lookup(&st, repo_, git_tree_entry_id(s.e[side])) != 0) return GitError("subtree");
+          sub[side].reset(st);
+        }
+        auto merged = TrivialMerge(sub[0].get(), sub[1].get(), sub[2].get());
+        if (!merged) return std::unexpected(merged.error());
+        if (!*merged) return std::optional<git_oid>();
+        merged_subtree = **merged;
+        subtree = true;
+      } else {
+        return std::optional<git_oid>();
+      }
+      if (subtree) {
+        if (git_treebuilder_insert(nullptr, builder.get(), name.c_str(), &merged_subtree, GIT_FILEMODE_TREE) != 0) {
+          return GitError("tree entry " + name);
+        }
+      } else if (chosen &&
+                 git_treebuilder_insert(nullptr, builder.get(), name.c_str(), git_tree_entry_id(chosen),
+                                        git_tree_entry_filemode(chosen)) != 0) {
+        return GitError("tree entry " + name);
+      }
+    }
+    git_oid out;
+    if (git_treebuilder_write(&out, builder.get()) != 0) return GitError("write tree");
+    return out;
+  }
+
+  // TrivialMerge of two commits over their merge base.
+  Expected<std::optional<git_oid>> TrivialMergeCommits(const git_oid& ours, const git_oid& theirs) {
+    git_oid base;
+    TreePtr base_tree;
+    if (git_merge_base(&base, repo_, &ours, &theirs) == 0) {
+      auto t = Tree(base);
+      if (!t) return std::unexpected(t.error());
+      base_tree = std::move(*t);
+    }
+    auto o = Tree(ours);
+    auto t = Tree(theirs);
+    if (!o || !t) return std::unexpected(o ? t.error() : o.error());
+    return TrivialMerge(base_tree.get(), o->get(), t->get());
   }
 
   // Merges `theirs` into `ours` in memory. Returns the index (conflicts included).
@@ -319,6 +399,12 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
       current = head;  // fast-forward
       merged = true;
     } else {
+      auto trivial = m.TrivialMergeCommits(current, head);
+      if (!trivial) return std::unexpected(trivial.error());
+      git_oid tree_id;
+      if (*trivial) {
+        tree_id = **trivial;
+      } else {
       auto index = m.MergeTrees(current, head);
       if (!index) return std::unexpected(index.error());
       if (git_index_has_conflicts(index->get())) {
@@ -342,8 +428,8 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
         report.conflicted.push_back(b.task);
         continue;
       }
-      git_oid tree_id;
       if (git_index_write_tree_to(&tree_id, index->get(), repo_) != 0) return GitError("write merged tree");
+      }
       git_tree* raw_tree = nullptr;
       if (git_tree_lookup(&raw_tree, repo_, &tree_id) != 0) return GitError("merged tree");
       TreePtr tree(raw_tree);
@@ -380,6 +466,9 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
       const auto& a = touched[i].second;
       const auto& b = touched[j].second;
       if (std::none_of(a.begin(), a.end(), [&](const std::string& p) { return b.count(p); })) continue;
+      auto trivial = m.TrivialMergeCommits(heads[i], heads[j]);
+      if (!trivial) return std::unexpected(trivial.error());
+      if (*trivial) continue;
       auto index = m.MergeTrees(heads[i], heads[j]);
       if (!index) return std::unexpected(index.error());
       if (!git_index_has_conflicts(index->get())) continue;
