@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 src=$(pwd)
 mode=${1:-demo}
 
-packages=(build-essential cmake pkg-config git libseccomp-dev libboost-dev libboost-filesystem-dev
+packages=(build-essential cmake pkg-config git libgit2-dev libkrb5-dev libseccomp-dev libboost-dev libboost-filesystem-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libssl-dev libgtest-dev libgmock-dev)
 [ "$mode" = bench ] && packages+=(bubblewrap hyperfine)
 
