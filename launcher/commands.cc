@@ -12,6 +12,9 @@ std::span<const Command> Commands() {
       {"exec", "Run one command in a sandbox: corral exec [--policy FILE] [--cwd DIR] -- CMD ARGS...",
        DefineExec},
       {"policy", "Validate policies: corral policy check FILE...", DefinePolicy},
+      {"clean",
+       "Remove task worktrees and branches whose work is kept elsewhere: corral clean RUN|--all",
+       DefineClean},
       {"demo", "Show a sandboxed command that works and attempts the sandbox blocks", DefineDemo},
   };
   return kCommands;

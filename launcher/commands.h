@@ -30,5 +30,6 @@ int Main(int argc, char** argv);
 std::function<int()> DefineExec(CLI::App* app);
 std::function<int()> DefinePolicy(CLI::App* app);
 std::function<int()> DefineDemo(CLI::App* app);
+std::function<int()> DefineClean(CLI::App* app);
 
 }  // namespace corral::launcher

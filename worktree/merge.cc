@@ -10,6 +10,7 @@
 
 #include "worktree/git_handle.h"
 #include "worktree/tree_diff.h"
+#include "worktree/user_head.h"
 #include "worktree/worktree.h"
 
 namespace corral::worktree {
@@ -363,7 +364,7 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
   std::optional<git_oid> old_into;
   if (git_reference_lookup(&raw_into, repo_, into_ref.c_str()) == 0) {
     RefPtr existing(raw_into);
-    if (git_branch_is_checked_out(existing.get()) == 1) {
+    if (CheckedOutByUser(common_dir_, into_ref)) {
       return Fail("refusing to update '" + into + "': it is checked out");
     }
     git_reference* resolved = nullptr;

@@ -19,6 +19,7 @@ std::string CheckId(const std::string& id, const std::string& what) {
       return what + " '" + id + "' may only hold letters, digits, '_' and '-'";
     }
   }
+  if (what == "task id" && id == "merged") return "task id 'merged' is reserved for the integration branch";
   return {};
 }
 

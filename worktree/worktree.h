@@ -82,6 +82,19 @@ struct MergeReport {
   std::vector<PairConflict> pairs;
 };
 
+struct CleanOptions {
+  std::string run;       // empty: every run
+  bool dry_run = false;  // say what would happen, change nothing
+  bool force = false;    // archive work found nowhere else under refs/corral/archive/, then remove
+};
+
+struct CleanItem {
+  enum class Action { kRemoved, kKept, kArchived, kRunning };
+  std::string run, task, branch;
+  Action action = Action::kKept;
+  std::string reason;  // why, e.g. "reachable from corral/r1/merged"; for kArchived the ref
+};
+
 // The merge object of DESIGN.md's report, as JSON; and as Markdown for a pull request.
 std::string ToJson(const MergeReport& report);
 std::string ToMarkdown(const MergeReport& report);
@@ -117,6 +130,19 @@ class Repository {
   // renamed, executable bits, symlinks as links) on top of the branch head, so commits the agent
   // made itself are kept. Unreadable files and nested repositories are kept out and reported.
   Expected<CommitResult> CommitAll(const Workspace& ws, const CommitRequest& request);
+
+  // Marks a workspace as in use by a running sandbox (git's worktree lock); Clean never touches
+  // a locked one.
+  Expected<> LockWorkspace(const Workspace& ws, const std::string& reason);
+  Expected<> UnlockWorkspace(const Workspace& ws);
+
+  // Removes task worktrees and branches whose work is kept elsewhere: their head is reachable
+  // from another branch, or every path they changed has the same content on another branch
+  // (squash merges count), and their worktree holds no uncommitted change. Everything else is
+  // kept and named, or with `force` archived under refs/corral/archive/<run>/<task> (uncommitted
+  // changes committed first) and then removed. Integration branches (corral/<run>/merged) and a
+  // checked-out branch are never removed.
+  Expected<std::vector<CleanItem>> Clean(const CleanOptions& options);
 
   // Merges the branches into `into` (created at `base` if missing), in the given order, with
   // in-memory three-way merges; a branch that conflicts is left out and reported, the others

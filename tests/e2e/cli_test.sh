@@ -61,6 +61,26 @@ check "the allow-list policy is refused until the egress proxy exists" 125 \
   "$corral" exec --policy "$src/policies/deployment_agent.toml" --cwd "$scratch/ws" -- true
 contains "the refusal says why" err "deployment_agent.toml: network.egress: allow-lists need the egress proxy"
 
+# corral clean on task branches made with the git CLI.
+repo="$scratch/repo"
+git init -q -b main "$repo"
+git -C "$repo" -c user.name=t -c user.email=t@x commit -q --allow-empty -m base
+git -C "$repo" branch corral/r1/merged-away
+git -C "$repo" checkout -q -b corral/r1/unique
+git -C "$repo" -c user.name=t -c user.email=t@x commit -q --allow-empty -m "only here"
+git -C "$repo" checkout -q main
+check "clean needs a run or --all" 2 "$corral" clean --repo "$repo"
+check "clean rejects a bad run id" 2 "$corral" clean --repo "$repo" "r/1"
+check "clean --dry-run" 0 "$corral" clean --repo "$repo" r1 --dry-run
+contains "clean --dry-run names what it would remove" out "would remove corral/r1/merged-away (reachable from main)"
+contains "clean --dry-run names what it keeps" out "kept corral/r1/unique (its work is on no other branch)"
+check "clean" 0 "$corral" clean --repo "$repo" r1
+contains "clean removes" out "removed corral/r1/merged-away (reachable from main)"
+check "clean kept the unique branch" 0 git -C "$repo" rev-parse --verify -q corral/r1/unique
+check "clean --force archives" 0 "$corral" clean --repo "$repo" --all --force
+contains "clean --force says where" out "archived corral/r1/unique (refs/corral/archive/r1/unique)"
+check "the archive holds the work" 0 git -C "$repo" rev-parse --verify -q refs/corral/archive/r1/unique
+
 check "demo" 0 "$corral" demo
 contains "demo" out "corral demo: every fence held."
 

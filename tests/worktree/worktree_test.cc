@@ -350,5 +350,83 @@ TEST_F(WorktreeTest, RemoveWorkspaceKeepsTheBranch) {
   EXPECT_EQ(Git({"worktree", "prune", "--dry-run", "-v"}).out, "");
 }
 
+std::string Describe(const std::vector<CleanItem>& items) {
+  std::string out;
+  for (const CleanItem& i : items) {
+    const char* action[] = {"removed", "kept", "archived", "running"};
+    out += std::string(action[static_cast<int>(i.action)]) + " " + i.branch + ": " + i.reason + "\n";
+  }
+  return out;
+}
+
+TEST_F(WorktreeTest, CleanRemovesOnlyWorkKeptElsewhere) {
+  BranchToMerge merged = Task("merged-task", {{"c.txt", "c\n"}});
+  BranchToMerge conflicted = Task("conflicted", {{"a.txt", "x\n"}});
+  BranchToMerge first = Task("first", {{"a.txt", "y\n"}});
+  BranchToMerge squashed = Task("squashed", {{"s.txt", "s\n"}});
+  BranchToMerge dirty = Task("dirty", {{"d.txt", "d\n"}});
+  BranchToMerge running = Task("running", {{"r.txt", "r\n"}});
+  auto r = repo_->Integrate(base_, {merged, first, conflicted, dirty, running}, "corral/r1/merged");
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->conflicted, std::vector<std::string>{"conflicted"});
+  // "squashed" lands on another branch as a different commit with the same content.
+  Git({"branch", "release", base_});
+  Output wt = Git({"worktree", "add", "-q", dir_.path() + "/.git/rel", "release"});
+  WriteFile(dir_.path() + "/.git/rel/s.txt", "s\n");
+  Git({"add", "s.txt"}, dir_.path() + "/.git/rel");
+  Git({"commit", "-q", "-m", "squash of squashed"}, dir_.path() + "/.git/rel");
+  WriteFile(repo_->FindWorkspace("r1", "dirty")->path + "/late.txt", "not committed\n");
+  ASSERT_TRUE(repo_->LockWorkspace(*repo_->FindWorkspace("r1", "running"), "sandbox 123"));
+
+  std::string before = Git({"for-each-ref"}).out;
+  auto dry = repo_->Clean({"r1", true, false});
+  ASSERT_TRUE(dry) << dry.error().message;
+  EXPECT_EQ(Git({"for-each-ref"}).out, before) << "a dry run changes nothing";
+  std::string expected =
+      "kept corral/r1/conflicted: its work is on no other branch\n"
+      "kept corral/r1/dirty: uncommitted changes in " + dir_.path() + "/.git/corral/worktrees/r1/dirty\n"
+      "removed corral/r1/first: reachable from corral/r1/merged\n"
+      "removed corral/r1/merged-task: reachable from corral/r1/merged\n"
+      "running corral/r1/running: its sandbox is running\n"
+      "removed corral/r1/squashed: its changes are on release\n";
+  EXPECT_EQ(Describe(*dry), expected);
+
+  auto done = repo_->Clean({"r1", false, false});
+  ASSERT_TRUE(done);
+  EXPECT_EQ(Describe(*done), expected);
+  EXPECT_EQ(Git({"branch", "--list", "corral/r1/*", "--format=%(refname:short)"}).out,
+            "corral/r1/conflicted\ncorral/r1/dirty\ncorral/r1/merged\ncorral/r1/running\n");
+  EXPECT_FALSE(fs::exists(dir_.path() + "/.git/corral/worktrees/r1/first"));
+  EXPECT_EQ(ReadFile(dir_.path() + "/.git/corral/worktrees/r1/dirty/late.txt"), "not committed\n");
+
+  // --force archives what is nowhere else, uncommitted changes included, and never the running one.
+  auto forced = repo_->Clean({"r1", false, true});
+  ASSERT_TRUE(forced) << forced.error().message;
+  EXPECT_EQ(Describe(*forced),
+            "archived corral/r1/conflicted: refs/corral/archive/r1/conflicted\n"
+            "archived corral/r1/dirty: refs/corral/archive/r1/dirty\n"
+            "running corral/r1/running: its sandbox is running\n");
+  EXPECT_EQ(Git({"show", "refs/corral/archive/r1/dirty:late.txt"}).out, "not committed\n");
+  EXPECT_EQ(Git({"show", "refs/corral/archive/r1/conflicted:a.txt"}).out, "x\n");
+  EXPECT_TRUE(fs::exists(dir_.path() + "/.git/corral/worktrees/r1/running/r.txt"));
+  Git({"worktree", "remove", "--force", dir_.path() + "/.git/rel"});
+}
+
+TEST_F(WorktreeTest, TaskBranchesDoNotVouchForEachOther) {
+  // q builds on p; neither is on a branch clean keeps, so both stay. An empty commit is work too.
+  Git({"branch", "corral/r2/p", base_});
+  Git({"branch", "corral/r2/q", base_});
+  Output wt = Git({"worktree", "add", "-q", dir_.path() + "/.git/q", "corral/r2/q"});
+  Git({"commit", "-q", "--allow-empty", "-m", "empty but mine"}, dir_.path() + "/.git/q");
+  Git({"worktree", "remove", dir_.path() + "/.git/q"});
+  Git({"branch", "-f", "corral/r2/p", "corral/r2/q"});
+  Git({"branch", "-f", "corral/r2/q", "corral/r2/p"});
+  auto items = repo_->Clean({"r2", false, false});
+  ASSERT_TRUE(items) << items.error().message;
+  EXPECT_EQ(Describe(*items),
+            "kept corral/r2/p: its work is on no other branch\n"
+            "kept corral/r2/q: its work is on no other branch\n");
+}
+
 }  // namespace
 }  // namespace corral::worktree
