@@ -183,6 +183,33 @@ TEST_F(WorktreeTest, CommitsEveryKindOfChange) {
   EXPECT_EQ(Git({"status", "--porcelain"}, ws.path).out, "") << "index matches the commit";
 }
 
+TEST_F(WorktreeTest, NothingTheAgentPlantedRunsAtCommit) {
+  // The agent swaps its .git file for a directory full of traps: config with fsmonitor and a
+  // hooks path, hooks, a filter driver. corral opens the worktree through its admin directory.
+  Workspace ws = Create("r1", "t");
+  std::string marker = dir_.path() + "/.git/trap-sprung";
+  fs::remove(ws.path + "/.git");
+  fs::create_directories(ws.path + "/.git/hooks");
+  WriteFile(ws.path + "/.git/config",
+            "[core]\n\tfsmonitor = touch " + marker + "\n\thooksPath = hooks\n"
+            "[filter \"x\"]\n\tclean = touch " + marker + "\n");
+  for (const char* hook : {"pre-commit", "post-commit", "commit-msg", "post-checkout"}) {
+    WriteFile(ws.path + "/.git/hooks/" + hook, "#!/bin/sh\ntouch " + marker + "\n", 0755);
+  }
+  WriteFile(ws.path + "/.gitattributes", "*.txt filter=x\n");
+  WriteFile(ws.path + "/a.txt", "changed\n");
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0"});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->committed);
+  EXPECT_FALSE(fs::exists(marker)) << "something the agent planted ran";
+  EXPECT_EQ(Git({"show", "corral/r1/t:a.txt"}).out, "changed\n");
+  Output tree = Git({"ls-tree", "-r", "--name-only", "corral/r1/t"});
+  EXPECT_EQ(tree.out.find(".git/"), std::string::npos) << "no nested .git in the commit";
+  // Put the worktree back so the user's git (fsck in TearDown) sees a sane repository.
+  fs::remove_all(ws.path + "/.git");
+  WriteFile(ws.path + "/.git", "gitdir: " + ws.admin_dir + "\n");
+}
+
 TEST_F(WorktreeTest, IgnoredFilesStayOut) {
   Workspace ws = Create("r1", "t");
   WriteFile(ws.path + "/build.log", "noise\n");
