@@ -1,0 +1,189 @@
+#include "launcher/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace corral::launcher {
+
+// The multiplicative decrease on a rate limit (as CUBIC's beta): gentler than halving, so a
+// window that sits just above what the server bears does not fall far below it.
+constexpr double kDecrease = 0.7;
+
+const char* Name(TaskState s) {
+  switch (s) {
+    case TaskState::kPending:
+      return "pending";
+    case TaskState::kRunning:
+      return "running";
+    case TaskState::kBackoff:
+      return "waiting-to-retry";
+    case TaskState::kSucceeded:
+      return "succeeded";
+    case TaskState::kFailed:
+      return "failed";
+    case TaskState::kTimedOut:
+      return "timed-out";
+    case TaskState::kConflicted:
+      return "conflicted";
+    case TaskState::kSkipped:
+      return "skipped";
+  }
+  return "?";
+}
+
+bool IsFinal(TaskState s) {
+  return s != TaskState::kPending && s != TaskState::kRunning && s != TaskState::kBackoff;
+}
+
+Scheduler::Scheduler(std::vector<SchedTask> tasks, std::vector<size_t> order,
+                     SchedulerOptions options)
+    : order_(std::move(order)),
+      options_(options),
+      auto_limit_(std::max(1, options.auto_start)),
+      rng_(options.seed) {
+  for (SchedTask& t : tasks) {
+    Entry e;
+    e.spec = std::move(t);
+    tasks_.push_back(std::move(e));
+  }
+}
+
+void Scheduler::Restore(size_t task, TaskState state, int tries, const std::string& reason) {
+  Entry& e = tasks_[task];
+  e.tries = tries;
+  if (IsFinal(state)) {
+    e.state = state;
+    e.reason = reason;
+    if (state != TaskState::kSucceeded) SkipDependents();
+  }
+}
+
+int Scheduler::limit() const {
+  if (options_.jobs) return *options_.jobs;
+  return static_cast<int>(std::floor(auto_limit_));
+}
+
+std::vector<size_t> Scheduler::TakeStartable(Millis now) {
+  std::vector<size_t> start;
+  for (size_t t : order_) {
+    if (running_ >= static_cast<size_t>(limit())) break;
+    Entry& e = tasks_[t];
+    bool ready =
+        e.state == TaskState::kPending || (e.state == TaskState::kBackoff && e.wake <= now);
+    if (!ready) continue;
+    bool deps_done = std::all_of(e.spec.deps.begin(), e.spec.deps.end(), [&](size_t d) {
+      return tasks_[d].state == TaskState::kSucceeded;
+    });
+    if (!deps_done) continue;
+    e.state = TaskState::kRunning;
+    ++e.tries;
+    ++running_;
+    start.push_back(t);
+  }
+  return start;
+}
+
+void Scheduler::Finish(size_t task, const Outcome& outcome, Millis now) {
+  Entry& e = tasks_[task];
+  if (e.state != TaskState::kRunning) return;
+  --running_;
+  using K = Outcome::Kind;
+  switch (outcome.kind) {
+    case K::kSucceeded:
+      e.state = TaskState::kSucceeded;
+      e.reason.clear();
+      // Slow start until the first sign of a limit (one more per success), then about one more
+      // per window of successes.
+      auto_limit_ = std::min<double>(options_.auto_max,
+                                     auto_limit_ + (last_decrease_ ? 1.0 / auto_limit_ : 1.0));
+      return;
+    case K::kRateLimited:
+      Decrease(now);
+      if (e.rate_limited < options_.rate_limit_retries) {
+        ++e.rate_limited;
+        e.state = TaskState::kBackoff;
+        e.wake = now + Backoff(e.rate_limited, outcome.retry_after);
+        e.reason = "rate limited";
+        return;
+      }
+      e.state = TaskState::kFailed;
+      e.reason = "rate limited " + std::to_string(e.rate_limited + 1) + " times";
+      break;
+    case K::kFailed:
+    case K::kTimedOut: {
+      int failures = e.tries - e.rate_limited;
+      if (failures <= e.spec.retries) {
+        e.state = TaskState::kBackoff;
+        e.wake = now + Backoff(failures, outcome.retry_after);
+        e.reason = outcome.kind == K::kFailed ? "failed; retrying" : "timed out; retrying";
+        return;
+      }
+      e.state = outcome.kind == K::kFailed ? TaskState::kFailed : TaskState::kTimedOut;
+      e.reason.clear();
+      break;
+    }
+    case K::kConflicted:
+      e.state = TaskState::kConflicted;
+      e.reason = "its dependencies' branches conflict";
+      break;
+  }
+  SkipDependents();
+}
+
+void Scheduler::RateLimited(Millis now) { Decrease(now); }
+
+void Scheduler::Decrease(Millis now) {
+  if (options_.jobs) return;
+  // Tries that were already under way when the limit was hit say nothing new: decrease at most
+  // once per cooldown.
+  if (last_decrease_ && now - *last_decrease_ < options_.auto_cooldown) return;
+  last_decrease_ = now;
+  auto_limit_ = std::max(1.0, auto_limit_ * kDecrease);
+}
+
+Millis Scheduler::Backoff(int attempt, std::optional<Millis> retry_after) {
+  // Exponential with "equal jitter": half the step fixed, half random.
+  double step = static_cast<double>(options_.backoff_base.count()) * std::pow(2.0, attempt - 1);
+  step = std::min(step, static_cast<double>(options_.backoff_max.count()));
+  std::uniform_real_distribution<double> jitter(0.5, 1.0);
+  Millis wait(static_cast<int64_t>(step * jitter(rng_)));
+  if (retry_after) wait = std::max(wait, *retry_after);
+  return wait;
+}
+
+void Scheduler::SkipDependents() {
+  // Tasks are few (hundreds); a fixed point over the order is plenty.
+  bool changed = true;
+  while (changed) {
+    changed = false;
+    for (size_t t : order_) {
+      Entry& e = tasks_[t];
+      if (e.state != TaskState::kPending && e.state != TaskState::kBackoff) continue;
+      for (size_t d : e.spec.deps) {
+        TaskState ds = tasks_[d].state;
+        if (IsFinal(ds) && ds != TaskState::kSucceeded) {
+          e.state = TaskState::kSkipped;
+          e.reason = ds == TaskState::kSkipped
+                         ? tasks_[d].reason
+                         : "dependency '" + tasks_[d].spec.id + "' " + Name(ds);
+          changed = true;
+          break;
+        }
+      }
+    }
+  }
+}
+
+std::optional<Millis> Scheduler::NextWake(Millis now) const {
+  std::optional<Millis> wake;
+  for (const Entry& e : tasks_) {
+    if (e.state == TaskState::kBackoff && e.wake > now && (!wake || e.wake < *wake)) wake = e.wake;
+  }
+  return wake;
+}
+
+bool Scheduler::Done() const {
+  return std::all_of(tasks_.begin(), tasks_.end(), [](const Entry& e) { return IsFinal(e.state); });
+}
+
+}  // namespace corral::launcher
