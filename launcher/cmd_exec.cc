@@ -47,7 +47,9 @@ int RunExec(const ExecOptions& o) {
   }
   auto helper = HelperPath();
   if (!helper) return SetupFailed(helper.error());
-  auto result = sandbox::Run(*spec, {*helper});
+  sandbox::RunOptions run_options;
+  run_options.helper_path = *helper;
+  auto result = sandbox::Run(*spec, run_options);
   if (!result) return SetupFailed(result.error().message);
   const sandbox::Result& r = *result;
   if (!o.result_file.empty()) {

@@ -11,6 +11,8 @@ std::span<const Command> Commands() {
   static const Command kCommands[] = {
       {"exec", "Run one command in a sandbox: corral exec [--policy FILE] [--cwd DIR] -- CMD ARGS...",
        DefineExec},
+      {"run", "Run a plan: worktrees, sandboxes, merge, report: corral run PLAN [-j N|auto]",
+       DefineRun},
       {"policy", "Validate policies: corral policy check FILE...", DefinePolicy},
       {"clean",
        "Remove task worktrees and branches whose work is kept elsewhere: corral clean RUN|--all",

@@ -31,5 +31,6 @@ std::function<int()> DefineExec(CLI::App* app);
 std::function<int()> DefinePolicy(CLI::App* app);
 std::function<int()> DefineDemo(CLI::App* app);
 std::function<int()> DefineClean(CLI::App* app);
+std::function<int()> DefineRun(CLI::App* app);
 
 }  // namespace corral::launcher

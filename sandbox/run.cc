@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <optional>
 // Boost.Process 1.74 compiles its vfork launcher only when asked to.
 #define BOOST_POSIX_HAS_VFORK 1
 #include <boost/process.hpp>
+#include <boost/process/extend.hpp>
 #include <boost/process/posix.hpp>
 
 #include "sandbox/fdio.h"
@@ -61,16 +63,22 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoError("socketpair");
   // The helper's end is inherited; its number is on the command line, the data never is.
   fcntl(sv[1], F_SETFD, 0);
-  SignalForwarding forwarding;
+  std::optional<SignalForwarding> forwarding;
+  if (options.forward_signals) forwarding.emplace();
   std::string failure;
   boost::process::child helper;
   try {
-    boost::process::environment no_environment;
-    helper = boost::process::child(
-        boost::process::exe = options.helper_path,
-        boost::process::args = {"--ipc-fd", std::to_string(sv[1]), "--parent",
-                                std::to_string(getpid())},
-        no_environment, boost::process::posix::use_vfork);
+    namespace bp = boost::process;
+    bp::environment no_environment;
+    auto exe = bp::exe = options.helper_path;
+    auto args = bp::args = {"--ipc-fd", std::to_string(sv[1]), "--parent", std::to_string(getpid())};
+    // Descriptors given by the caller become the helper's (and so the command's) stdio.
+    auto redirect = bp::extend::on_exec_setup = [&](auto&) {
+      if (options.stdin_fd >= 0) dup2(options.stdin_fd, 0);
+      if (options.stdout_fd >= 0) dup2(options.stdout_fd, 1);
+      if (options.stderr_fd >= 0) dup2(options.stderr_fd, 2);
+    };
+    helper = bp::child(exe, args, no_environment, redirect, bp::posix::use_vfork);
   } catch (const std::exception& e) {
     failure = e.what();
   }
@@ -79,14 +87,15 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
     close(sv[0]);
     return Fail("start " + options.helper_path + ": " + failure);
   }
-  g_helper = helper.id();
+  if (options.forward_signals) g_helper = helper.id();
+  if (options.on_start) options.on_start(helper.id());
   auto sent = WriteAll(sv[0], request, "send spec to helper");
   shutdown(sv[0], SHUT_WR);
   std::string reply = ReadAll(sv[0]);
   close(sv[0]);
   std::error_code ec;
   helper.wait(ec);
-  g_helper = 0;
+  if (options.forward_signals) g_helper = 0;
   if (!sent) return std::unexpected(sent.error());
   if (reply.empty()) {
     return Fail("the sandbox helper died (exit " + std::to_string(helper.exit_code()) + ")");

@@ -5,6 +5,9 @@
 // returns the Result. The caller may be multi-threaded.
 #pragma once
 
+#include <sys/types.h>
+
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,11 +19,16 @@ namespace corral::sandbox {
 
 struct RunOptions {
   std::string helper_path;  // the corral-sandbox binary
+  // The command's stdin/stdout/stderr; -1: the caller's. Not owned.
+  int stdin_fd = -1, stdout_fd = -1, stderr_fd = -1;
+  // Forward SIGINT, SIGTERM and SIGHUP sent to this process into the sandbox (one sandbox at a
+  // time: `corral exec`). A caller running many sandboxes handles signals itself and stops a
+  // sandbox by signalling the pid given to `on_start` (SIGTERM: grace, then everything ends).
+  bool forward_signals = true;
+  std::function<void(pid_t helper)> on_start;
 };
 
-// Runs the command; stdin, stdout and stderr are the caller's. While it runs, SIGINT, SIGTERM and
-// SIGHUP sent to this process are forwarded to the sandbox (and this process does not die of
-// them). Returns an Error when the sandbox could not be set up; nothing ran then.
+// Runs the command. Returns an Error when the sandbox could not be set up; nothing ran then.
 // REQUIRES: the calling thread outlives the run (the helper dies with it).
 Expected<Result> Run(const Spec& spec, const RunOptions& options);
 

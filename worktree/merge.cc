@@ -357,8 +357,10 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
                                             const std::string& into) {
   MergeReport report;
   report.branch = into;
-  std::string into_ref = "refs/heads/" + into;
-  if (!git_reference_is_valid_name(into_ref.c_str())) return Fail("'" + into + "' is not a valid branch name");
+  std::string into_ref = into.starts_with("refs/") ? into : "refs/heads/" + into;
+  if (!git_reference_is_valid_name(into_ref.c_str())) {
+    return Fail("'" + into + "' is not a valid branch name");
+  }
   // The user's checked-out branch is never moved.
   git_reference* raw_into = nullptr;
   std::optional<git_oid> old_into;

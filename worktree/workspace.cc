@@ -136,6 +136,25 @@ Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const st
   return ws;
 }
 
+Expected<> Repository::ResetWorkspace(const Workspace& ws, const std::string& commit) {
+  git_repository* raw = nullptr;
+  if (git_repository_open(&raw, ws.admin_dir.c_str()) != 0) return GitError("open " + ws.admin_dir);
+  RepoPtr wrepo(raw);
+  git_object* target = nullptr;
+  if (git_revparse_single(&target, wrepo.get(), (commit + "^{commit}").c_str()) != 0) {
+    return GitError("commit " + commit);
+  }
+  GitPtr<git_object, git_object_free> owned(target);
+  git_checkout_options checkout;
+  git_checkout_options_init(&checkout, GIT_CHECKOUT_OPTIONS_VERSION);
+  checkout.checkout_strategy =
+      GIT_CHECKOUT_FORCE | GIT_CHECKOUT_REMOVE_UNTRACKED | GIT_CHECKOUT_REMOVE_IGNORED;
+  if (git_reset(wrepo.get(), target, GIT_RESET_HARD, &checkout) != 0) {
+    return GitError("reset " + ws.path);
+  }
+  return {};
+}
+
 Expected<> Repository::RemoveWorkspace(const Workspace& ws) {
   std::string root = WorktreesRoot(common_dir_) + "/";
   if (!ws.path.starts_with(root) || ws.admin_dir != common_dir_ + "/worktrees/" + AdminName(ws.run, ws.task)) {

@@ -123,6 +123,10 @@ class Repository {
   // The workspace of an existing task worktree; fails if it does not exist.
   Expected<Workspace> FindWorkspace(const std::string& run, const std::string& task) const;
 
+  // Puts a workspace back to `commit`: its branch, index and files, removing untracked and
+  // ignored files, for a task's next try.
+  Expected<> ResetWorkspace(const Workspace& ws, const std::string& commit);
+
   // Removes the worktree directory and its admin directory. The branch stays.
   Expected<> RemoveWorkspace(const Workspace& ws);
 
@@ -144,7 +148,8 @@ class Repository {
   // checked-out branch are never removed.
   Expected<std::vector<CleanItem>> Clean(const CleanOptions& options);
 
-  // Merges the branches into `into` (created at `base` if missing), in the given order, with
+  // Merges the branches into `into` (a branch name, or a full ref name under refs/), in the given
+  // order, starting from `base`, with
   // in-memory three-way merges; a branch that conflicts is left out and reported, the others
   // still merge. The ref is updated with compare-and-swap. Also computes the pairwise matrix.
   Expected<MergeReport> Integrate(const std::string& base, const std::vector<BranchToMerge>& branches,

@@ -1,0 +1,34 @@
+// corral run PLAN [--repo DIR] [-j N|auto] [--json]
+#include <memory>
+
+#include "launcher/commands.h"
+#include "launcher/run.h"
+
+namespace corral::launcher {
+
+std::function<int()> DefineRun(CLI::App* app) {
+  auto r = std::make_shared<RunRequest>();
+  auto jobs = std::make_shared<std::string>();
+  app->add_option("plan", r->plan_path, "The plan file")->required();
+  app->add_option("--repo", r->repo, "The repository (default: the current directory)");
+  app->add_option("-j,--jobs", *jobs, "Tasks at once: a number, or auto (default: the plan's)");
+  app->add_flag("--json", r->json, "Stream the run's events as JSON lines on stdout");
+  return [r, jobs] {
+    if (!jobs->empty()) {
+      if (*jobs == "auto") {
+        r->jobs_auto = true;
+      } else {
+        char* end = nullptr;
+        long n = std::strtol(jobs->c_str(), &end, 10);
+        if (*end != '\0' || n < 1 || n > 1024) {
+          std::fprintf(stderr, "corral: -j: '%s' is not a number from 1 to 1024 or auto\n", jobs->c_str());
+          return kExitBadInput;
+        }
+        r->jobs = static_cast<int>(n);
+      }
+    }
+    return RunPlan(*r);
+  };
+}
+
+}  // namespace corral::launcher

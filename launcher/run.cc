@@ -1,0 +1,568 @@
+#include "launcher/run.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "launcher/commands.h"
+#include "launcher/event_log.h"
+#include "launcher/policy_file.h"
+#include "launcher/scheduler.h"
+#include "launcher/spec_from_policy.h"
+#include "launcher/version.h"
+#include "policy/plan.h"
+#include "sandbox/sandbox.h"
+#include "worktree/worktree.h"
+
+namespace corral::launcher {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kExitConflicts = 3;
+constexpr int kExitTempFail = 75;  // EX_TEMPFAIL: the agent was rate limited
+constexpr int kPortRange = 100;
+constexpr int kPortFirst = 20000;
+
+std::string ReadWhole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Sha256(const std::string& data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 15];
+  }
+  return out;
+}
+
+std::string Iso8601(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm;
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string NewRunId() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm;
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
+  std::random_device rd;
+  char suffix[8];
+  std::snprintf(suffix, sizeof(suffix), "-%04x", rd() & 0xffff);
+  return std::string(buf) + suffix;
+}
+
+// Everything a task needs, fixed before the run starts.
+struct TaskConfig {
+  const policy::PlanTask* task;
+  policy::Policy policy;
+  std::string policy_ref;  // name@sha256
+  size_t index;
+  std::vector<size_t> deps;
+};
+
+// What one try of a task did.
+struct TryResult {
+  Outcome outcome;
+  std::string status;  // the report's status when this try is the last
+  std::optional<int> exit_code;
+  std::string message;  // why it failed, for people
+  std::string commit;
+  std::vector<std::string> files_changed;
+  std::vector<worktree::Skipped> skipped;
+  json output;  // the task's JSON result, or null
+  std::string output_error;
+  std::string started_at, ended_at;
+  std::vector<worktree::Conflict> input_conflicts;
+};
+
+class Runner {
+ public:
+  Runner(const policy::Plan& plan, std::vector<TaskConfig> tasks, std::string common_dir,
+         std::string base, std::string run_id, std::string run_dir, std::string helper,
+         EventLog* log, bool json_events)
+      : plan_(plan),
+        tasks_(std::move(tasks)),
+        common_dir_(std::move(common_dir)),
+        base_(std::move(base)),
+        run_(std::move(run_id)),
+        dir_(std::move(run_dir)),
+        helper_(std::move(helper)),
+        log_(log),
+        json_(json_events) {}
+
+  int Run(std::optional<int> jobs);
+
+ private:
+  TryResult Try(size_t t, int attempt);
+  std::expected<std::string, TryResult> StartCommit(size_t t, worktree::Repository& repo);
+  void Event(json record);
+  void Say(const std::string& line);
+  void Stopper();
+
+  const policy::Plan& plan_;
+  std::vector<TaskConfig> tasks_;
+  std::string common_dir_, base_, run_, dir_, helper_;
+  EventLog* log_;
+  bool json_;
+  Clock::time_point start_ = Clock::now();
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<size_t, TryResult>> done_;
+  std::set<pid_t> helpers_;
+  bool stopping_ = false;
+  bool finished_ = false;  // the run ended; the stopper thread is told to leave
+  int stop_signal_ = 0;
+};
+
+void Runner::Event(json record) {
+  record["t"] = Iso8601(std::chrono::system_clock::now());
+  if (auto r = log_->Append(record); !r) std::fprintf(stderr, "corral: %s\n", r.error().c_str());
+  if (json_) {
+    std::lock_guard lock(mu_);
+    std::printf("%s\n", record.dump().c_str());
+    std::fflush(stdout);
+  }
+}
+
+void Runner::Say(const std::string& line) {
+  if (json_) return;
+  double secs = std::chrono::duration<double>(Clock::now() - start_).count();
+  std::fprintf(stderr, "[%6.1fs] %s\n", secs, line.c_str());
+}
+
+std::expected<std::string, TryResult> Runner::StartCommit(size_t t, worktree::Repository& repo) {
+  const TaskConfig& c = tasks_[t];
+  if (c.deps.empty()) return base_;
+  // The dependencies' branches merged onto the base, in the plan's order.
+  std::vector<worktree::BranchToMerge> inputs;
+  for (size_t i : plan_.order) {
+    if (std::find(c.deps.begin(), c.deps.end(), i) == c.deps.end()) continue;
+    inputs.push_back({tasks_[i].task->id, worktree::TaskBranch(run_, tasks_[i].task->id)});
+  }
+  auto merged = repo.Integrate(base_, inputs, "refs/corral/inputs/" + run_ + "/" + c.task->id);
+  TryResult fail;
+  if (!merged) {
+    fail.outcome.kind = Outcome::Kind::kFailed;
+    fail.status = "failed";
+    fail.message = merged.error().message;
+    return std::unexpected(fail);
+  }
+  if (!merged->conflicted.empty()) {
+    fail.outcome.kind = Outcome::Kind::kConflicted;
+    fail.status = "skipped";
+    fail.message = "its dependencies' branches conflict";
+    fail.input_conflicts = merged->conflicts;
+    return std::unexpected(fail);
+  }
+  return merged->commit;
+}
+
+TryResult Runner::Try(size_t t, int attempt) {
+  const TaskConfig& c = tasks_[t];
+  const std::string& id = c.task->id;
+  TryResult r;
+  r.started_at = Iso8601(std::chrono::system_clock::now());
+  auto fail = [&](const std::string& message) {
+    r.outcome.kind = Outcome::Kind::kFailed;
+    r.status = "failed";
+    r.message = message;
+    r.ended_at = Iso8601(std::chrono::system_clock::now());
+    return r;
+  };
+  auto repo = worktree::Repository::Open(common_dir_);
+  if (!repo) return fail(repo.error().message);
+  auto start = StartCommit(t, *repo);
+  if (!start) {
+    TryResult f = start.error();
+    f.started_at = r.started_at;
+    f.ended_at = Iso8601(std::chrono::system_clock::now());
+    return f;
+  }
+  // The first try makes the workspace; later ones start from a clean reset of it.
+  std::expected<worktree::Workspace, worktree::Error> ws =
+      attempt == 1 ? repo->CreateWorkspace(run_, id, *start) : repo->FindWorkspace(run_, id);
+  if (!ws) return fail(ws.error().message);
+  if (attempt > 1) {
+    if (auto reset = repo->ResetWorkspace(*ws, *start); !reset) return fail(reset.error().message);
+  }
+
+  std::string out_dir = dir_ + "/out/" + id;
+  std::string in_dir = dir_ + "/inputs/" + id;
+  std::error_code ec;
+  fs::remove_all(out_dir, ec);
+  fs::create_directories(out_dir, ec);
+  fs::create_directories(in_dir, ec);
+  for (size_t d : c.deps) {
+    std::string result = dir_ + "/out/" + tasks_[d].task->id + "/result.json";
+    if (fs::exists(result)) {
+      fs::copy_file(result, in_dir + "/" + tasks_[d].task->id + ".json",
+                    fs::copy_options::overwrite_existing, ec);
+    }
+  }
+  auto spec = SpecFromPolicy(c.policy, ws->path, c.task->run, HostEnv::FromEnviron());
+  if (!spec) return fail(c.task->policy + ": " + spec.error());
+  spec->binds.push_back({out_dir, true});
+  spec->binds.push_back({in_dir, false});
+  std::map<std::string, std::string> env = {
+      {"CORRAL_RUN", run_},
+      {"CORRAL_TASK", id},
+      {"CORRAL_PROMPT", c.task->prompt},
+      {"CORRAL_OUTPUT", out_dir + "/result.json"},
+      {"CORRAL_INPUTS", in_dir},
+      {"CORRAL_RETRY_AFTER", out_dir + "/retry_after"},
+      {"CORRAL_PORT_BASE", std::to_string(kPortFirst + kPortRange * static_cast<int>(c.index))},
+  };
+  for (const auto& [k, v] : c.task->env) env[k] = v;
+  for (const auto& [k, v] : env) spec->env.push_back(k + "=" + v);
+  if (c.task->timeout) spec->limits.wall_time = c.task->timeout;
+
+  fs::create_directories(dir_ + "/logs", ec);
+  int log_fd = open((dir_ + "/logs/" + id + ".log").c_str(),
+                    O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  sandbox::RunOptions options;
+  options.helper_path = helper_;
+  options.stdin_fd = null_fd;
+  options.stdout_fd = log_fd;
+  options.stderr_fd = log_fd;
+  options.forward_signals = false;
+  pid_t helper = 0;
+  options.on_start = [&](pid_t pid) {
+    std::lock_guard lock(mu_);
+    helper = pid;
+    helpers_.insert(pid);
+    if (stopping_) kill(pid, SIGTERM);
+  };
+  if (auto lock = repo->LockWorkspace(*ws, "corral run " + run_); !lock) return fail(lock.error().message);
+  std::expected<sandbox::Result, sandbox::Error> result = sandbox::Result{};
+  result->exited = true;
+  if (!plan_.setup.empty()) {
+    sandbox::Spec setup = *spec;
+    setup.argv = plan_.setup;
+    result = sandbox::Run(setup, options);
+    if (result && result->ExitStatus() != 0) {
+      r.message = "setup failed: " + result->Describe();
+    }
+  }
+  if (result && r.message.empty()) result = sandbox::Run(*spec, options);
+  {
+    std::lock_guard lock(mu_);
+    helpers_.erase(helper);
+  }
+  (void)repo->UnlockWorkspace(*ws);
+  close(log_fd);
+  close(null_fd);
+
+  // Whatever the command did, its changes become a commit.
+  auto commit = repo->CommitAll(*ws, {run_, id, c.policy_ref});
+  r.ended_at = Iso8601(std::chrono::system_clock::now());
+  if (!commit) return fail("commit: " + commit.error().message);
+  r.commit = commit->commit;
+  r.files_changed = commit->files_changed;
+  r.skipped = commit->skipped;
+  std::string output = out_dir + "/result.json";
+  if (fs::exists(output)) {
+    r.output = json::parse(ReadWhole(output), nullptr, false);
+    if (r.output.is_discarded()) {
+      r.output = nullptr;
+      r.output_error = "CORRAL_OUTPUT is not valid JSON";
+    }
+  }
+  if (!result) return fail(result.error().message);
+  if (!r.message.empty()) return fail(r.message);
+  int status = result->ExitStatus();
+  r.exit_code = status;
+  if (status == 0) {
+    r.outcome.kind = Outcome::Kind::kSucceeded;
+    r.status = commit->committed ? "succeeded" : "no-changes";
+  } else if (result->timed_out) {
+    r.outcome.kind = Outcome::Kind::kTimedOut;
+    r.status = "timed-out";
+    r.message = result->Describe();
+  } else if (status == kExitTempFail) {
+    r.outcome.kind = Outcome::Kind::kRateLimited;
+    r.status = "failed";
+    r.message = "rate limited (exit 75)";
+    std::string hint = ReadWhole(out_dir + "/retry_after");
+    if (!hint.empty()) r.outcome.retry_after = std::chrono::seconds(std::atoi(hint.c_str()));
+  } else {
+    r.outcome.kind = Outcome::Kind::kFailed;
+    r.status = !result->exited && (result->signal == SIGKILL || result->signal == SIGTERM)
+                   ? "killed"
+                   : "failed";
+    r.message = result->Describe();
+  }
+  return r;
+}
+
+void Runner::Stopper() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  int sig = 0;
+  if (sigwait(&set, &sig) != 0) return;
+  std::lock_guard lock(mu_);
+  if (finished_) return;
+  stopping_ = true;
+  stop_signal_ = sig;
+  for (pid_t pid : helpers_) kill(pid, SIGTERM);  // each sandbox: SIGTERM, grace, SIGKILL
+  cv_.notify_all();
+}
+
+int Runner::Run(std::optional<int> jobs) {
+  std::vector<SchedTask> sched_tasks;
+  for (const TaskConfig& c : tasks_) sched_tasks.push_back({c.task->id, c.deps, c.task->retries});
+  SchedulerOptions options;
+  options.jobs = jobs;
+  Scheduler sched(sched_tasks, plan_.order, options);
+
+  std::thread stopper([this] { Stopper(); });
+  std::map<size_t, std::thread> workers;
+  std::map<size_t, TryResult> last;
+  while (!sched.Done()) {
+    Millis now = std::chrono::duration_cast<Millis>(Clock::now() - start_);
+    bool stopping;
+    {
+      std::lock_guard lock(mu_);
+      stopping = stopping_;
+    }
+    if (!stopping) {
+      for (size_t t : sched.TakeStartable(now)) {
+        int attempt = sched.tries(t);
+        Event({{"type", "task-start"}, {"task", tasks_[t].task->id}, {"try", attempt},
+               {"policy", tasks_[t].policy_ref}});
+        Say(tasks_[t].task->id + ": started" + (attempt > 1 ? " (try " + std::to_string(attempt) + ")" : ""));
+        workers[t] = std::thread([this, t, attempt] {
+          TryResult r = Try(t, attempt);
+          std::lock_guard lock(mu_);
+          done_.emplace_back(t, std::move(r));
+          cv_.notify_all();
+        });
+      }
+    } else if (workers.empty()) {
+      break;  // interrupted, and nothing runs any more
+    }
+    std::vector<std::pair<size_t, TryResult>> finished;
+    {
+      std::unique_lock lock(mu_);
+      auto wake = sched.NextWake(now);
+      auto until = wake ? start_ + *wake : Clock::now() + std::chrono::hours(1);
+      cv_.wait_until(lock, until, [&] { return !done_.empty() || (stopping_ && !stopping); });
+      finished.swap(done_);
+    }
+    now = std::chrono::duration_cast<Millis>(Clock::now() - start_);
+    for (auto& [t, r] : finished) {
+      workers[t].join();
+      workers.erase(t);
+      sched.Finish(t, r.outcome, now);
+      TaskState state = sched.state(t);
+      json event = {{"type", "task-end"}, {"task", tasks_[t].task->id}, {"try", sched.tries(t)},
+                    {"status", r.status}, {"state", Name(state)}, {"commit", r.commit},
+                    {"files_changed", r.files_changed}};
+      if (r.exit_code) event["exit_code"] = *r.exit_code;
+      if (!r.message.empty()) event["message"] = r.message;
+      Event(event);
+      std::string line = tasks_[t].task->id + ": " + Name(state);
+      if (!r.message.empty()) line += " (" + r.message + ")";
+      if (state == TaskState::kSucceeded) {
+        line = tasks_[t].task->id + ": " + r.status + " (" + std::to_string(r.files_changed.size()) +
+               " files changed)";
+      }
+      Say(line);
+      last[t] = std::move(r);
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    finished_ = true;
+  }
+  pthread_kill(stopper.native_handle(), SIGHUP);  // wakes it; it sees finished_ and leaves
+  stopper.join();
+  for (auto& [t, w] : workers) w.join();
+
+  // The integration merge of every task that succeeded, in the plan's order.
+  auto repo = worktree::Repository::Open(common_dir_);
+  std::vector<worktree::BranchToMerge> branches;
+  for (size_t t : plan_.order) {
+    if (sched.state(t) == TaskState::kSucceeded) {
+      branches.push_back({tasks_[t].task->id, worktree::TaskBranch(run_, tasks_[t].task->id)});
+    }
+  }
+  std::string into = plan_.into.empty() ? "corral/" + run_ + "/merged" : plan_.into;
+  std::expected<worktree::MergeReport, worktree::Error> merge = worktree::MergeReport{};
+  if (repo && !stop_signal_) merge = repo->Integrate(base_, branches, into);
+  if (!merge) std::fprintf(stderr, "corral: merge: %s\n", merge.error().message.c_str());
+
+  // The report.
+  json tasks = json::array();
+  bool any_failed = false;
+  for (size_t t = 0; t < tasks_.size(); ++t) {
+    const TryResult* r = last.count(t) ? &last[t] : nullptr;
+    TaskState state = sched.state(t);
+    std::string status = r ? r->status : "skipped";
+    if (state == TaskState::kSkipped) status = "skipped";
+    any_failed |= state != TaskState::kSucceeded;
+    json task = {{"id", tasks_[t].task->id},
+                 {"status", status},
+                 {"exit_code", r && r->exit_code ? json(*r->exit_code) : json(nullptr)},
+                 {"tries", sched.tries(t)},
+                 {"branch", worktree::TaskBranch(run_, tasks_[t].task->id)},
+                 {"commit", r ? json(r->commit) : json(nullptr)},
+                 {"started_at", r ? json(r->started_at) : json(nullptr)},
+                 {"ended_at", r ? json(r->ended_at) : json(nullptr)},
+                 {"files_changed", r ? json(r->files_changed) : json::array()},
+                 {"output", r ? r->output : json(nullptr)},
+                 {"policy", tasks_[t].policy_ref}};
+    if (r && !r->output_error.empty()) task["output_error"] = r->output_error;
+    if (state == TaskState::kSkipped) task["reason"] = sched.reason(t);
+    else if (r && !r->message.empty()) task["reason"] = r->message;
+    if (r && !r->skipped.empty()) {
+      json skipped = json::array();
+      for (const auto& s : r->skipped) skipped.push_back({{"path", s.path}, {"reason", s.reason}});
+      task["not_committed"] = skipped;
+    }
+    tasks.push_back(task);
+  }
+  json report = {{"run", run_}, {"base", base_}, {"tasks", tasks},
+                 {"merge", merge ? json::parse(worktree::ToJson(*merge)) : json(nullptr)}};
+  std::ofstream(dir_ + "/report.json") << report.dump(2) << "\n";
+  std::string md = "# corral run " + run_ + "\n\nbase `" + base_ + "`\n\n| task | status | tries | files changed |\n|---|---|---|---|\n";
+  for (const json& t : tasks) {
+    md += "| `" + t["id"].get<std::string>() + "` | " + t["status"].get<std::string>() + " | " +
+          std::to_string(t["tries"].get<int>()) + " | " +
+          std::to_string(t["files_changed"].size()) + " |\n";
+  }
+  if (merge) md += "\n" + worktree::ToMarkdown(*merge);
+  std::ofstream(dir_ + "/report.md") << md;
+
+  bool conflicts = merge && !merge->conflicted.empty();
+  int status = stop_signal_ ? 128 + stop_signal_
+               : any_failed || !merge ? kExitTaskFailed
+               : conflicts ? kExitConflicts
+                           : kExitOk;
+  Event({{"type", "run-end"}, {"exit", status}, {"merge", merge ? json(merge->commit) : json(nullptr)}});
+  if (!json_) {
+    std::string summary = status == 0 ? "every task merged into " + into : "see the report";
+    std::fprintf(stderr, "corral: run %s: %s; report: %s/report.md\n", run_.c_str(),
+                 summary.c_str(), dir_.c_str());
+  }
+  return status;
+}
+
+}  // namespace
+
+int RunPlan(const RunRequest& request) {
+  auto fail = [](const std::string& message) {
+    std::fprintf(stderr, "corral: %s\n", message.c_str());
+    return kExitBadInput;
+  };
+  std::ifstream in(request.plan_path, std::ios::binary);
+  if (!in) return fail(request.plan_path + ": " + std::strerror(errno));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto plan = policy::ParsePlan(text, request.plan_path);
+  if (!plan) return fail(plan.error());
+  fs::path plan_dir = fs::absolute(request.plan_path).parent_path();
+
+  std::vector<TaskConfig> tasks;
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < plan->tasks.size(); ++i) index[plan->tasks[i].id] = i;
+  for (size_t i = 0; i < plan->tasks.size(); ++i) {
+    const policy::PlanTask& t = plan->tasks[i];
+    std::string where = request.plan_path + ":" + std::to_string(t.policy_pos.line) + ":" +
+                        std::to_string(t.policy_pos.column) + ": task '" + t.id + "': policy: ";
+    fs::path policy_path = fs::path(t.policy).is_absolute() ? fs::path(t.policy) : plan_dir / t.policy;
+    if (!fs::exists(policy_path)) return fail(where + policy_path.string() + ": No such file or directory");
+    auto p = LoadPolicy(policy_path.string());
+    if (!p) return fail(p.error());
+    TaskConfig c{&t, *p, p->name + "@" + Sha256(ReadWhole(policy_path.string())), i, {}};
+    for (const std::string& d : t.depends_on) c.deps.push_back(index[d]);
+    tasks.push_back(std::move(c));
+  }
+  auto repo = worktree::Repository::Open(request.repo);
+  if (!repo) return fail("--repo " + request.repo + ": " + repo.error().message);
+  auto base = repo->ResolveCommit(plan->base);
+  if (!base) return fail(request.plan_path + ": run.base: " + base.error().message);
+  // Each task's policy must be one this host can enforce, before anything is created.
+  for (const TaskConfig& c : tasks) {
+    auto spec = SpecFromPolicy(c.policy, fs::current_path().string(), c.task->run, HostEnv::FromEnviron());
+    if (!spec) {
+      return fail(request.plan_path + ":" + std::to_string(c.task->policy_pos.line) + ":" +
+                  std::to_string(c.task->policy_pos.column) + ": task '" + c.task->id + "': " +
+                  c.task->policy + ": " + spec.error());
+    }
+  }
+  auto helper = HelperPath();
+  if (!helper) return fail(helper.error());
+
+  std::string run_id = NewRunId();
+  std::string run_dir = repo->common_dir() + "/corral/runs/" + run_id;
+  std::error_code ec;
+  fs::create_directories(run_dir + "/logs", ec);
+  if (ec) return fail("create " + run_dir + ": " + ec.message());
+  auto log = EventLog::Create(run_dir + "/events.jsonl", run_id);
+  if (!log) return fail(log.error());
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  std::optional<int> jobs = request.jobs_auto ? std::nullopt : request.jobs ? request.jobs : plan->jobs;
+  json start = {{"type", "run-start"},
+                {"t", Iso8601(std::chrono::system_clock::now())},
+                {"plan", fs::absolute(request.plan_path).string()},
+                {"plan_sha256", Sha256(text)},
+                {"base", *base},
+                {"corral", kVersion},
+                {"host", host},
+                {"uid", geteuid()},
+                {"jobs", jobs ? json(*jobs) : json("auto")}};
+  if (auto r = log->Append(start); !r) return fail(r.error());
+  if (request.json) std::printf("%s\n", start.dump().c_str());
+  else std::fprintf(stderr, "corral: run %s: %zu tasks from %s at %s\n", run_id.c_str(), tasks.size(),
+                    plan->base.c_str(), base->substr(0, 12).c_str());
+
+  // Signals go to the stopper thread only; every thread started from here inherits the mask.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  Runner runner(*plan, std::move(tasks), repo->common_dir(), *base, run_id, run_dir, *helper,
+                &*log, request.json);
+  return runner.Run(jobs);
+}
+
+}  // namespace corral::launcher
