@@ -234,8 +234,8 @@ TryResult Runner::Try(size_t t, int attempt) {
   }
   auto spec = SpecFromPolicy(c.policy, ws->path, c.task->run, HostEnv::FromEnviron());
   if (!spec) return fail(c.task->policy + ": " + spec.error());
-  spec->binds.push_back({out_dir, true});
-  spec->binds.push_back({in_dir, false});
+  spec->binds.emplace_back(out_dir, true);
+  spec->binds.emplace_back(in_dir, false);
   std::map<std::string, std::string> env = {
       {"CORRAL_RUN", run_},
       {"CORRAL_TASK", id},

@@ -98,14 +98,14 @@ std::expected<sandbox::Spec, std::string> SpecFromPolicy(const policy::Policy& p
       return std::unexpected("filesystem.read_only: " + path + " does not exist on this host");
     }
     if (path == workspace) continue;
-    spec.binds.push_back({path, false});
+    spec.binds.emplace_back(path, false);
   }
   for (const std::string& path : policy.filesystem.read_write) {
     if (!Exists(path)) {
       return std::unexpected("filesystem.read_write: " + path + " does not exist on this host");
     }
     if (path == workspace) continue;
-    spec.binds.push_back({path, true});
+    spec.binds.emplace_back(path, true);
   }
   for (const std::string& p : policy.filesystem.protect) {
     if (p == "." || p == "./") {

@@ -33,7 +33,7 @@ void Check(int sock, const Expected<>& r) {
 }
 
 // The inside steps before the agent exists, in order.
-void SetUpNamespaces(const Context& ctx, const std::vector<int>& idmapped) {
+void SetUpNamespaces(const Context& ctx, const std::vector<int>& detached) {
   const Spec& spec = *ctx.spec;
   Check(ctx.sock, user::BecomeInside(ctx.identity));
   // Dies with the supervisor; with pid 1 gone the kernel kills every process of the sandbox. Set
@@ -48,8 +48,8 @@ void SetUpNamespaces(const Context& ctx, const std::vector<int>& idmapped) {
     Check(ctx.sock, ErrnoError("sethostname"));
   }
   if (!spec.share_network) Check(ctx.sock, net::BringUpLoopback());
-  Check(ctx.sock, mnt::BuildRoot(spec, idmapped));
-  for (int fd : idmapped) close(fd);
+  Check(ctx.sock, mnt::BuildRoot(spec, detached));
+  for (int fd : detached) close(fd);
 }
 
 // Like execvp, but searching the PATH of the command's environment, not ours.
@@ -119,9 +119,9 @@ int Exec(const Spec& spec, char* const argv[], char* const envp[]) {
 void RunInit(const Context& ctx) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);  // until the ids change; see SetUpNamespaces
   ipc::Message go;
-  std::vector<int> idmapped;
-  if (!ipc::Receive(ctx.sock, &go, &idmapped) || go.type != ipc::Type::kGo) _exit(125);
-  SetUpNamespaces(ctx, idmapped);
+  std::vector<int> detached;
+  if (!ipc::Receive(ctx.sock, &go, &detached) || go.type != ipc::Type::kGo) _exit(125);
+  SetUpNamespaces(ctx, detached);
 
   sigset_t forwarded;
   sigemptyset(&forwarded);

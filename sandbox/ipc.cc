@@ -9,7 +9,7 @@
 namespace corral::sandbox::ipc {
 
 namespace {
-constexpr size_t kMaxFds = 16;
+constexpr size_t kMaxFds = 64;
 }
 
 bool Send(int sock, Type type, int32_t value, std::string_view text, const std::vector<int>& fds) {

@@ -9,7 +9,7 @@
 namespace corral::sandbox::ipc {
 
 enum class Type : uint32_t {
-  kGo = 1,          // helper -> init: maps are written, cgroups joined; carries id-mapped mounts
+  kGo = 1,          // helper -> init: maps are written, cgroups joined; carries detached mounts
   kSetupError,      // init/agent -> helper: text says what failed; the sandbox did not start
   kListener,        // agent -> helper: the seccomp notification fd
   kExecFailed,      // agent -> helper: value is the errno of execve

@@ -87,13 +87,13 @@ Expected<std::vector<ProtectStep>> PlanProtect(const Spec& spec, const std::stri
   return steps;
 }
 
-enum class Kind { kBind, kIdmapped, kSymlink, kTmpfs, kProc, kDev };
+enum class Kind { kBind, kDetached, kSymlink, kTmpfs, kProc, kDev };
 
 struct Entry {
   std::string path;  // inside
   Kind kind;
   bool writable = false;
-  int fd = -1;             // kIdmapped
+  int fd = -1;             // kDetached
   std::string link;        // kSymlink target
   uint64_t size = 0;       // kTmpfs, kDev
 
@@ -219,10 +219,12 @@ Expected<> Apply(const Entry& e) {
   switch (e.kind) {
     case Kind::kBind:
       return BindMount(kOld + e.path, dest, e.writable);
-    case Kind::kIdmapped: {
-      if (auto r = MountPoint(dest, true); !r) return r;
+    case Kind::kDetached: {
+      struct stat st;
+      bool dir = fstat(e.fd, &st) != 0 || S_ISDIR(st.st_mode);
+      if (auto r = MountPoint(dest, dir); !r) return r;
       if (syscall(__NR_move_mount, e.fd, "", AT_FDCWD, dest.c_str(), k::kMoveMountFEmptyPath) != 0) {
-        return ErrnoError("move id-mapped mount to " + e.path);
+        return ErrnoError("attach " + e.path);
       }
       uint64_t attrs = k::kMountAttrNosuid | k::kMountAttrNodev;
       if (!e.writable) attrs |= k::kMountAttrRdonly;
@@ -285,38 +287,44 @@ void RemovePlaceholders(const std::vector<std::string>& created) {
   }
 }
 
-std::vector<std::string> OwnedPaths(const Spec& spec) {
-  std::vector<std::string> paths{spec.workspace};
-  for (const Bind& b : spec.binds) {
-    if (b.writable) paths.push_back(b.path);
+void ResolveSymlinks(Spec* spec) {
+  for (Bind& b : spec->binds) {
+    if (b.writable) continue;
+    char target[4096];
+    ssize_t n = readlink(b.path.c_str(), target, sizeof(target) - 1);
+    if (n > 0) b.symlink.assign(target, n);
   }
-  return paths;
 }
 
-Expected<std::vector<int>> OpenIdmapped(const Spec& spec, int userns_fd) {
+Expected<std::vector<int>> OpenBinds(const Spec& spec, int userns_fd) {
   std::vector<int> fds;
-  for (const std::string& path : OwnedPaths(spec)) {
+  auto fail = [&](std::unexpected<Error> e) {
+    for (int f : fds) close(f);
+    return e;
+  };
+  auto open_one = [&](const std::string& path, bool owned) -> Expected<> {
     int fd = static_cast<int>(syscall(__NR_open_tree, AT_FDCWD, path.c_str(),
                                       k::kOpenTreeClone | O_CLOEXEC | AT_RECURSIVE));
-    if (fd < 0) {
-      for (int f : fds) close(f);
-      return ErrnoError("open_tree " + path);
-    }
+    if (fd < 0) return ErrnoError("open_tree " + path);
     fds.push_back(fd);
+    if (!owned) return {};
     k::MountAttr attr{};
     attr.attr_set = k::kMountAttrIdmap;
     attr.userns_fd = static_cast<__u64>(userns_fd);
     if (syscall(__NR_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0) {
-      int err = errno;
-      for (int f : fds) close(f);
-      return ErrnoError("id-map " + path + " (corral as root needs a filesystem with id-mapped mounts)",
-                        err);
+      return ErrnoError("id-map " + path + " (corral as root needs a filesystem with id-mapped mounts)");
     }
+    return {};
+  };
+  if (auto r = open_one(spec.workspace, true); !r) return fail(std::unexpected(r.error()));
+  for (const Bind& b : spec.binds) {
+    if (!b.symlink.empty()) continue;
+    if (auto r = open_one(b.path, b.writable); !r) return fail(std::unexpected(r.error()));
   }
   return fds;
 }
 
-Expected<> BuildRoot(const Spec& spec, const std::vector<int>& idmapped) {
+Expected<> BuildRoot(const Spec& spec, const std::vector<int>& detached) {
   // Nothing mounted here propagates back to the host.
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
     return ErrnoError("make mounts private");
@@ -336,27 +344,19 @@ Expected<> BuildRoot(const Spec& spec, const std::vector<int>& idmapped) {
 
   std::vector<Entry> entries;
   size_t next_fd = 0;
-  auto owned = [&](const std::string& path, bool writable) {
-    if (!idmapped.empty()) {
-      entries.emplace_back(path, Kind::kIdmapped, writable).fd = idmapped.at(next_fd++);
+  auto bind = [&](const std::string& path, bool writable) {
+    if (!detached.empty()) {
+      entries.emplace_back(path, Kind::kDetached, writable).fd = detached.at(next_fd++);
     } else {
       entries.emplace_back(path, Kind::kBind, writable);
     }
   };
-  owned(spec.workspace, !spec.workspace_read_only);
+  bind(spec.workspace, !spec.workspace_read_only);
   for (const Bind& b : spec.binds) {
-    if (b.writable) {
-      owned(b.path, true);
-      continue;
-    }
-    // A symlink (like /bin -> usr/bin) is recreated, not followed, so the view matches the host's.
-    char target[4096];
-    std::string host = kOld + b.path;
-    ssize_t n = readlink(host.c_str(), target, sizeof(target) - 1);
-    if (n > 0) {
-      entries.emplace_back(b.path, Kind::kSymlink).link = std::string(target, n);
+    if (!b.symlink.empty()) {
+      entries.emplace_back(b.path, Kind::kSymlink).link = b.symlink;
     } else {
-      entries.emplace_back(b.path, Kind::kBind);
+      bind(b.path, b.writable);
     }
   }
   entries.emplace_back("/proc", Kind::kProc);

@@ -17,17 +17,19 @@ Expected<std::vector<std::string>> CreatePlaceholders(const Spec& spec);
 // Parent side, after the sandbox ended: removes placeholders that are still empty.
 void RemovePlaceholders(const std::vector<std::string>& created);
 
-// The host paths whose files belong to the invoking user: the workspace first, then the writable
-// binds in order. Mounted id-mapped when corral runs as root.
-std::vector<std::string> OwnedPaths(const Spec& spec);
+// Parent side, before the sandbox starts: marks read-only binds that are symlinks on the host
+// (like /bin -> usr/bin), which are recreated inside instead of followed.
+void ResolveSymlinks(Spec* spec);
 
-// Parent side, privileged only: detached clones of OwnedPaths(spec), id-mapped through the
-// user namespace `userns_fd`, so the sandbox user's writes land as the invoking user's.
-Expected<std::vector<int>> OpenIdmapped(const Spec& spec, int userns_fd);
+// Parent side, privileged only: detached clones (open_tree) of the workspace and of every bind
+// that is not a symlink, in spec order, opened with the caller's rights rather than the sandbox
+// user's. The workspace and writable binds are id-mapped through the user namespace `userns_fd`,
+// so the sandbox user's writes land as the invoking user's.
+Expected<std::vector<int>> OpenBinds(const Spec& spec, int userns_fd);
 
 // Child side, in a new mount namespace with capabilities in its user namespace: builds the new
-// root (binds, /proc, /dev, /tmp, protected paths) and pivots into it. `idmapped` are the fds from
-// OpenIdmapped, or empty to bind the writable paths directly.
-Expected<> BuildRoot(const Spec& spec, const std::vector<int>& idmapped);
+// root (binds, /proc, /dev, /tmp, protected paths) and pivots into it. `detached` are the fds from
+// OpenBinds, or empty to bind the host paths directly (as the invoking user).
+Expected<> BuildRoot(const Spec& spec, const std::vector<int>& detached);
 
 }  // namespace corral::sandbox::mnt

@@ -14,8 +14,11 @@ namespace corral::sandbox {
 
 // A host path made visible at the same path inside.
 struct Bind {
+  Bind() = default;
+  Bind(std::string p, bool w) : path(std::move(p)), writable(w) {}
   std::string path;  // absolute, normalized
   bool writable = false;
+  std::string symlink;  // filled in by the helper: the path is this symlink, recreated inside
 };
 
 // A path inside the workspace that stays read-only, also when it does not exist yet.

@@ -122,7 +122,9 @@ int CloneFlags(const Spec& spec) {
 
 }  // namespace
 
-Expected<Result> Supervise(const Spec& spec) {
+Expected<Result> Supervise(const Spec& request) {
+  Spec spec = request;
+  mnt::ResolveSymlinks(&spec);
   const Clock::time_point start = Clock::now();
   Result result;
   user::Identity identity = user::IdentityForCaller();
@@ -171,16 +173,16 @@ Expected<Result> Supervise(const Spec& spec) {
   };
   if (auto r = user::WriteMaps(static_cast<pid_t>(pid), identity); !r) return abort_setup(r.error());
   if (auto r = cgroup->Attach(static_cast<pid_t>(pid)); !r) return abort_setup(r.error());
-  std::vector<int> idmapped;
+  std::vector<int> detached;
   if (identity.privileged) {
     Fd userns(open(("/proc/" + std::to_string(pid) + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC));
     if (userns.get() < 0) return abort_setup(ErrnoError("open user namespace").error());
-    auto fds = mnt::OpenIdmapped(spec, userns.get());
+    auto fds = mnt::OpenBinds(spec, userns.get());
     if (!fds) return abort_setup(fds.error());
-    idmapped = *fds;
+    detached = *fds;
   }
-  bool sent = ipc::Send(sock.get(), ipc::Type::kGo, 0, {}, idmapped);
-  for (int fd : idmapped) close(fd);
+  bool sent = ipc::Send(sock.get(), ipc::Type::kGo, 0, {}, detached);
+  for (int fd : detached) close(fd);
   if (!sent) return abort_setup(ErrnoError("start sandbox").error());
 
   Watch watch;

@@ -1,0 +1,165 @@
+// `corral run` end to end: scripted agents in real sandboxes on temporary repositories.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/testing.h"
+
+namespace corral::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class RunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Git({"init", "-q", "-b", "main"});
+    Git({"config", "user.name", "Test"});
+    Git({"config", "user.email", "t@example.com"});
+    WriteFile(repo_.path() + "/shared.txt", "one\ntwo\nthree\n");
+    Git({"add", "-A"});
+    Git({"commit", "-q", "-m", "base"});
+    WriteFile(repo_.path() + "/user-edit.txt", "uncommitted work of the user\n");
+    user_ = Git({"status", "--porcelain"}).out + Git({"rev-parse", "HEAD"}).out;
+  }
+
+  void TearDown() override {
+    EXPECT_EQ(Git({"status", "--porcelain"}).out + Git({"rev-parse", "HEAD"}).out, user_);
+    Output fsck = Git({"fsck", "--strict", "--no-progress"});
+    EXPECT_EQ(fsck.status, 0) << fsck.err;
+  }
+
+  Output Git(std::vector<std::string> args) {
+    args.insert(args.begin(), {"/usr/bin/git", "-C", repo_.path()});
+    return RunCommand(args);
+  }
+
+  // Writes the plan (tasks use policies/default.toml unless they say otherwise) and runs it.
+  Output Run(const std::string& tasks, const std::vector<std::string>& flags = {}) {
+    std::string plan = scratch_.path() + "/plan.toml";
+    WriteFile(plan, tasks);
+    std::vector<std::string> argv = {CORRAL_BIN, "run", plan, "--repo", repo_.path()};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    return RunCommand(argv);
+  }
+
+  json Report() {
+    std::string runs = repo_.path() + "/.git/corral/runs";
+    std::string latest;
+    for (const auto& e : fs::directory_iterator(runs)) latest = std::max(latest, e.path().string());
+    std::ifstream in(latest + "/report.json");
+    return json::parse(in);
+  }
+
+  static std::string Task(const std::string& id, const std::string& script,
+                          const std::string& extra = "") {
+    return "[[task]]\nid = \"" + id + "\"\npolicy = \"" POLICIES_DIR "/default.toml\"\nrun = [\"sh\", \"-c\", \"" +
+           script + "\"]\n" + extra + "\n";
+  }
+
+  static json Find(const json& report, const std::string& id) {
+    for (const json& t : report["tasks"]) {
+      if (t["id"] == id) return t;
+    }
+    return nullptr;
+  }
+
+  ScratchDir repo_{"corral-run-repo"};
+  ScratchDir scratch_{"corral-run"};
+  std::string user_;
+};
+
+TEST_F(RunTest, DagRunsAndMergesInOrder) {
+  Output o = Run(Task("impl", R"(echo impl > impl.txt; printf '{\"ok\": 1}' > $CORRAL_OUTPUT)") +
+                 Task("tests", "echo tests > tests.txt") +
+                 Task("docs", "echo docs > docs.txt", "depends_on = [\"impl\"]") +
+                 Task("review", "cat impl.txt tests.txt docs.txt > review.txt; cat $CORRAL_INPUTS/impl.json",
+                      "depends_on = [\"impl\", \"tests\", \"docs\"]"));
+  EXPECT_EQ(o.status, 0) << o.err;
+  json r = Report();
+  for (const char* id : {"impl", "tests", "docs", "review"}) {
+    EXPECT_EQ(Find(r, id)["status"], "succeeded") << id << o.err;
+  }
+  EXPECT_EQ(Find(r, "impl")["output"], json({{"ok", 1}}));
+  EXPECT_EQ(Find(r, "review")["files_changed"], json({"review.txt"}));
+  EXPECT_EQ(r["merge"]["merged"], json({"impl", "tests", "docs", "review"}));
+  std::string merged = r["merge"]["branch"];
+  EXPECT_EQ(Git({"show", merged + ":review.txt"}).out, "impl\ntests\ndocs\n");
+  std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + r["run"].get<std::string>() + "/logs/review.log");
+  EXPECT_EQ(log, "{\"ok\": 1}");
+  EXPECT_EQ(Git({"log", "-1", "--format=%(trailers:key=Corral-Task,valueonly)", "corral/" +
+                 r["run"].get<std::string>() + "/impl"}).out, "impl\n\n");
+}
+
+TEST_F(RunTest, AFailingTaskSkipsItsDependents) {
+  Output o = Run(Task("bad", "echo partial > partial.txt; exit 3") +
+                 Task("after", "true", "depends_on = [\"bad\"]") + Task("other", "echo ok > ok.txt"));
+  EXPECT_EQ(o.status, 1);
+  json r = Report();
+  EXPECT_EQ(Find(r, "bad")["status"], "failed");
+  EXPECT_EQ(Find(r, "bad")["exit_code"], 3);
+  EXPECT_EQ(Find(r, "bad")["files_changed"], json({"partial.txt"})) << "its work is committed anyway";
+  EXPECT_EQ(Find(r, "after")["status"], "skipped");
+  EXPECT_EQ(Find(r, "after")["reason"], "dependency 'bad' failed");
+  EXPECT_EQ(Find(r, "other")["status"], "succeeded") << Find(r, "other").dump();
+  EXPECT_EQ(r["merge"]["merged"], json({"other"}));
+}
+
+TEST_F(RunTest, ConflictsAreReportedWithExitThree) {
+  Output o = Run(Task("a", "printf 'one\\\\nA\\\\nthree\\\\n' > shared.txt") +
+                 Task("b", "printf 'one\\\\nB\\\\nthree\\\\n' > shared.txt") + Task("c", "echo c > c.txt"));
+  EXPECT_EQ(o.status, 3) << o.err;
+  json r = Report();
+  EXPECT_EQ(r["merge"]["merged"], json({"a", "c"}));
+  EXPECT_EQ(r["merge"]["conflicted"], json({"b"}));
+  EXPECT_EQ(r["merge"]["conflicts"][0]["kind"], "content");
+  EXPECT_EQ(r["merge"]["conflicts"][0]["tasks"], json({"a", "b"}));
+  EXPECT_EQ(r["merge"]["pairs"][0]["paths"], json({"shared.txt"}));
+}
+
+TEST_F(RunTest, TimeoutsAndRetries) {
+  // "flaky" fails on its first try only: the workspace is reset between tries.
+  Output o = Run(Task("slow", "sleep 30", "timeout = \"1s\"") +
+                 Task("flaky", "test -f marker && exit 0; touch marker; touch $CORRAL_OUTPUT.tried; exit 1",
+                      "retries = 1"));
+  EXPECT_EQ(o.status, 1);
+  json r = Report();
+  EXPECT_EQ(Find(r, "slow")["status"], "timed-out");
+  EXPECT_EQ(Find(r, "slow")["exit_code"], 124);
+  EXPECT_EQ(Find(r, "flaky")["tries"], 2);
+  EXPECT_EQ(Find(r, "flaky")["status"], "failed") << "the marker did not survive the reset";
+}
+
+TEST_F(RunTest, BadPlansCreateNothing) {
+  Output cycle = Run(Task("a", "true", "depends_on = [\"b\"]") + Task("b", "true", "depends_on = [\"a\"]"));
+  EXPECT_EQ(cycle.status, 2);
+  EXPECT_EQ(cycle.err, "corral: " + scratch_.path() + "/plan.toml:1:1: task 'a': dependency cycle a -> b -> a\n");
+  Output missing = Run("[[task]]\nid = \"a\"\npolicy = \"nope.toml\"\nrun = [\"true\"]\n");
+  EXPECT_EQ(missing.status, 2);
+  EXPECT_EQ(missing.err, "corral: " + scratch_.path() + "/plan.toml:3:10: task 'a': policy: " +
+                             scratch_.path() + "/nope.toml: No such file or directory\n");
+  EXPECT_FALSE(fs::exists(repo_.path() + "/.git/corral/runs"));
+  EXPECT_EQ(Git({"branch", "--list", "corral/*"}).out, "");
+}
+
+TEST_F(RunTest, TheAgentCannotReachTheMainRepository) {
+  // The common git dir is not in the sandbox: refs, config and hooks are out of reach.
+  Output o = Run(Task("attack",
+                      "git -C $CORRAL_INPUTS/../../.. update-ref refs/heads/main HEAD 2>&1; "
+                      "ls " + repo_.path() + "/.git/config 2>&1; echo planted > .git/hooks-x 2>&1; true"));
+  EXPECT_EQ(o.status, 0) << o.err;
+  EXPECT_FALSE(fs::exists(repo_.path() + "/.git/hooks-x"));
+  json r = Report();
+  EXPECT_EQ(Find(r, "attack")["status"], "no-changes");
+  std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + r["run"].get<std::string>() + "/logs/attack.log");
+  EXPECT_NE(log.find("ls: cannot access '" + repo_.path() + "/.git/config': No such file or directory"),
+            std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace corral::testing
+
