@@ -8,10 +8,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "launcher/commands.h"
+#include "launcher/default_policy.h"
+#include "worktree/worktree.h"
 
 extern char** environ;
 
@@ -24,9 +27,8 @@ struct Step {
   std::vector<std::string> argv;  // after "corral exec --"
 };
 
-int RunSelf(const std::string& self, const std::string& workspace, const Step& step) {
-  std::vector<std::string> args = {self, "exec", "--cwd", workspace, "--"};
-  args.insert(args.end(), step.argv.begin(), step.argv.end());
+int RunSelf(const std::string& self, std::vector<std::string> args) {
+  args.insert(args.begin(), self);
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -42,6 +44,68 @@ std::string Quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
+}
+
+constexpr int kExitConflicts = 3;
+
+// The main job: a plan of five scripted agents on a scratch repository. Two of them edit the
+// same line, so the report shows a conflict (exit 3) while the others merge.
+int RunDemoPlan(const std::string& corral) {
+  std::string dir = std::filesystem::temp_directory_path() / "corral-demo-run-XXXXXX";
+  if (!mkdtemp(dir.data())) return kExitTaskFailed;
+  auto repo = worktree::Repository::InitWithFiles(
+      dir + "/repo", {{"README.md", "# calc\n\nA calculator.\n"}, {"calc.py", "def add(a, b):\n    return a + b\n"}},
+      "the project before the agents");
+  if (!repo) {
+    std::fprintf(stderr, "corral demo: %s\n", repo.error().message.c_str());
+    return kExitTaskFailed;
+  }
+  std::ofstream(dir + "/default.toml") << kDefaultPolicyToml;
+  std::ofstream(dir + "/plan.toml") << R"([run]
+jobs = 3
+
+[[task]]
+id = "impl"
+policy = "default.toml"
+prompt = "Add subtraction"
+run = ["sh", "-c", "printf 'def sub(a, b):\\n    return a - b\\n' >> calc.py"]
+
+[[task]]
+id = "tests"
+policy = "default.toml"
+run = ["sh", "-c", "printf 'from calc import add\\nassert add(2, 2) == 4\\n' > test_calc.py"]
+
+[[task]]
+id = "docs"
+policy = "default.toml"
+run = ["sh", "-c", "sed -i 's/A calculator./A calculator that adds and subtracts./' README.md"]
+
+[[task]]
+id = "rival-docs"
+policy = "default.toml"
+run = ["sh", "-c", "sed -i 's/A calculator./A tiny calculator./' README.md"]
+
+[[task]]
+id = "review"
+depends_on = ["impl", "tests", "docs"]
+policy = "default.toml"
+run = ["sh", "-c", "grep -q 'def sub' calc.py && echo '{\"verdict\": \"approve\"}' > $CORRAL_OUTPUT"]
+)";
+  std::printf("== The main job: five agents on a scratch repository (%s/repo)\n", dir.c_str());
+  std::printf("$ corral run plan.toml --repo repo\n");
+  std::fflush(stdout);
+  int code = RunSelf(corral, {"run", dir + "/plan.toml", "--repo", dir + "/repo"});
+  std::string runs = dir + "/repo/.git/corral/runs";
+  std::error_code ec;
+  for (const auto& run : std::filesystem::directory_iterator(runs, ec)) {
+    std::ifstream in(run.path() / "report.md");
+    std::printf("\n%s", std::string(std::istreambuf_iterator<char>(in), {}).c_str());
+  }
+  std::printf("\n-> exit %d (%s)\n", code,
+              code == kExitConflicts ? "3: the rival edit conflicts and was left out, as it should be"
+                                     : "UNEXPECTED");
+  std::filesystem::remove_all(dir, ec);
+  return code;
 }
 
 int Demo() {
@@ -74,7 +138,9 @@ int Demo() {
     for (const std::string& a : step.argv) line += " " + Quote(a);
     std::printf("== %s\n$ %s\n", step.what, line.c_str());
     std::fflush(stdout);
-    int code = RunSelf(corral, workspace, step);
+    std::vector<std::string> args = {"exec", "--cwd", workspace, "--"};
+    args.insert(args.end(), step.argv.begin(), step.argv.end());
+    int code = RunSelf(corral, args);
     bool ok = code == 0;
     std::printf("-> exit %d (%s)\n\n", code,
                 ok == step.expect_success ? (ok ? "allowed" : "blocked, as it should be")
@@ -82,8 +148,9 @@ int Demo() {
     if (ok != step.expect_success) ++unexpected;
   }
   std::filesystem::remove_all(workspace);
-  std::printf("%s\n", unexpected == 0 ? "corral demo: every fence held."
-                                      : "corral demo: some steps did not behave as expected.");
+  std::printf("%s\n\n", unexpected == 0 ? "corral demo: every fence held."
+                                        : "corral demo: some steps did not behave as expected.");
+  if (RunDemoPlan(corral) != kExitConflicts) ++unexpected;
   return unexpected == 0 ? kExitOk : kExitTaskFailed;
 }
 

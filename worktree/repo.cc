@@ -1,5 +1,6 @@
 #include <git2.h>
 
+#include <fstream>
 #include <mutex>
 
 #include "worktree/git_handle.h"
@@ -59,6 +60,44 @@ Expected<Repository> Repository::Open(const std::string& path) {
   std::string common = git_repository_commondir(repo);
   while (common.size() > 1 && common.back() == '/') common.pop_back();
   return Repository(repo, common);
+}
+
+Expected<Repository> Repository::InitWithFiles(
+    const std::string& path, const std::vector<std::pair<std::string, std::string>>& files,
+    const std::string& message) {
+  static std::once_flag init;
+  std::call_once(init, [] { git_libgit2_init(); });
+  git_repository_init_options opts;
+  git_repository_init_options_init(&opts, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+  opts.flags = GIT_REPOSITORY_INIT_MKPATH;
+  opts.initial_head = "main";
+  git_repository* raw = nullptr;
+  if (git_repository_init_ext(&raw, path.c_str(), &opts) != 0) return GitError("init " + path);
+  RepoPtr repo(raw);
+  git_index* raw_index = nullptr;
+  if (git_repository_index(&raw_index, repo.get()) != 0) return GitError("index");
+  IndexPtr index(raw_index);
+  for (const auto& [name, content] : files) {
+    std::string full = path + "/" + name;
+    std::ofstream(full, std::ios::binary) << content;
+    if (git_index_add_bypath(index.get(), name.c_str()) != 0) return GitError("add " + name);
+  }
+  git_oid tree_id, commit_id;
+  if (git_index_write(index.get()) != 0 || git_index_write_tree(&tree_id, index.get()) != 0) {
+    return GitError("write tree");
+  }
+  git_tree* raw_tree = nullptr;
+  if (git_tree_lookup(&raw_tree, repo.get(), &tree_id) != 0) return GitError("tree");
+  TreePtr tree(raw_tree);
+  git_signature* sig = nullptr;
+  if (git_signature_now(&sig, "corral demo", "demo@localhost") != 0) return GitError("signature");
+  SignaturePtr owned_sig(sig);
+  if (git_commit_create(&commit_id, repo.get(), "HEAD", sig, sig, nullptr, message.c_str(),
+                        tree.get(), 0, nullptr) != 0) {
+    return GitError("commit");
+  }
+  repo.reset();
+  return Open(path);
 }
 
 Expected<std::string> Repository::ResolveCommit(const std::string& rev) const {

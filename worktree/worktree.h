@@ -102,6 +102,12 @@ std::string ToMarkdown(const MergeReport& report);
 // A repository opened for corral's use. Not thread-safe; open one per thread.
 class Repository {
  public:
+  // Creates a repository at `path` (which must not exist or be empty) whose branch `main` has one
+  // commit of `files` (path -> content). For demos and examples.
+  static Expected<Repository> InitWithFiles(const std::string& path,
+                                            const std::vector<std::pair<std::string, std::string>>& files,
+                                            const std::string& message);
+
   // Opens the repository containing `path` (a working tree or a git dir).
   static Expected<Repository> Open(const std::string& path);
   Repository(Repository&& other) noexcept;
