@@ -519,6 +519,12 @@ int RunPlan(const RunRequest& request) {
   if (!base) return fail(request.plan_path + ": run.base: " + base.error().message);
   // Each task's policy must be one this host can enforce, before anything is created.
   for (const TaskConfig& c : tasks) {
+    if (c.policy.requires_human_approval) {
+      return fail(request.plan_path + ":" + std::to_string(c.task->policy_pos.line) + ":" +
+                  std::to_string(c.task->policy_pos.column) + ": task '" + c.task->id + "': " +
+                  c.task->policy + ": requires_human_approval: approvals are not supported by " +
+                  "this version of corral run; refusing to run the task without one");
+    }
     auto spec = SpecFromPolicy(c.policy, fs::current_path().string(), c.task->run, HostEnv::FromEnviron());
     if (!spec) {
       return fail(request.plan_path + ":" + std::to_string(c.task->policy_pos.line) + ":" +

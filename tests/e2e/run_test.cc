@@ -142,6 +142,12 @@ TEST_F(RunTest, BadPlansCreateNothing) {
   EXPECT_EQ(missing.status, 2);
   EXPECT_EQ(missing.err, "corral: " + scratch_.path() + "/plan.toml:3:10: task 'a': policy: " +
                              scratch_.path() + "/nope.toml: No such file or directory\n");
+  WriteFile(scratch_.path() + "/approve.toml", "requires_human_approval = true\n");
+  Output approval = Run("[[task]]\nid = \"deploy\"\npolicy = \"approve.toml\"\nrun = [\"true\"]\n");
+  EXPECT_EQ(approval.status, 2);
+  EXPECT_EQ(approval.err, "corral: " + scratch_.path() + "/plan.toml:3:10: task 'deploy': approve.toml: "
+                          "requires_human_approval: approvals are not supported by this version of "
+                          "corral run; refusing to run the task without one\n");
   EXPECT_FALSE(fs::exists(repo_.path() + "/.git/corral/runs"));
   EXPECT_EQ(Git({"branch", "--list", "corral/*"}).out, "");
 }
