@@ -46,13 +46,6 @@ int FilterPath(const char* path, const char* /*matched_pathspec*/, void* data) {
   return 0;
 }
 
-Expected<SignaturePtr> Signature(git_repository* repo) {
-  git_signature* sig = nullptr;
-  if (git_signature_default(&sig, repo) == 0) return SignaturePtr(sig);
-  if (git_signature_now(&sig, "corral", "corral@localhost") != 0) return GitError("signature");
-  return SignaturePtr(sig);
-}
-
 }  // namespace
 
 Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRequest& request) {
@@ -105,10 +98,11 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   }
   result.files_changed.assign(changed.begin(), changed.end());
 
-  auto sig = Signature(wrepo.get());
+  auto sig = CorralSignature(wrepo.get());
   if (!sig) return std::unexpected(sig.error());
   std::string message = "corral: task " + request.task + "\n\nCorral-Run: " + request.run +
-                        "\nCorral-Task: " + request.task + "\nCorral-Policy: " + request.policy + "\n";
+                        "\nCorral-Task: " + request.task + "\nCorral-Policy: " + request.policy +
+                        "\n";
   git_oid commit_id;
   const git_commit* parents[] = {parent.get()};
   if (git_commit_create(&commit_id, wrepo.get(), "HEAD", sig->get(), sig->get(), nullptr,

@@ -5,6 +5,8 @@
 
 #include <memory>
 
+#include "worktree/error.h"
+
 namespace corral::worktree {
 
 template <typename T, void (*Free)(T*)>
@@ -34,5 +36,13 @@ struct BufGuard {
   git_buf buf = GIT_BUF_INIT;
   ~BufGuard() { git_buf_dispose(&buf); }
 };
+
+// The author of corral's commits: the repository's user.name/user.email, else "corral".
+inline Expected<SignaturePtr> CorralSignature(git_repository* repo) {
+  git_signature* sig = nullptr;
+  if (git_signature_default(&sig, repo) == 0) return SignaturePtr(sig);
+  if (git_signature_now(&sig, "corral", "corral@localhost") != 0) return GitError("signature");
+  return SignaturePtr(sig);
+}
 
 }  // namespace corral::worktree

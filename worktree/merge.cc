@@ -1,12 +1,12 @@
 // The integration merge: in-memory three-way merges in plan order, structured conflicts, and the
 // pairwise conflict matrix.
+#include <git2/sys/index.h>
+
 #include <algorithm>
-#include <optional>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
-
-#include <git2/sys/index.h>
 
 #include "worktree/git_handle.h"
 #include "worktree/tree_diff.h"
@@ -81,7 +81,8 @@ class Merger {
     auto b = Tree(to);
     if (!a || !b) return std::unexpected(a ? b.error() : a.error());
     std::set<std::string> paths;
-    if (auto r = ChangedPaths(repo_, a->get(), b->get(), &paths); !r) return std::unexpected(r.error());
+    if (auto r = ChangedPaths(repo_, a->get(), b->get(), &paths); !r)
+      return std::unexpected(r.error());
     return paths;
   }
 
@@ -125,7 +126,8 @@ class Merger {
       git_oid merged_subtree;
       bool subtree = false;
       if (b && !o && !t) {
-        return std::optional<git_oid>();  // deleted on both sides: maybe renamed; needs rename detection
+        return std::optional<git_oid>();  // deleted on both sides: maybe renamed; needs rename
+                                          // detection
       } else if (same(o, t) || same(b, t)) {
         chosen = o;
       } else if (same(b, o)) {
@@ -135,7 +137,8 @@ class Merger {
         for (int side = 0; side < 3; ++side) {
           if (!s.e[side]) continue;
           git_tree* st = nullptr;
-          if (git_tree_lookup(&st, repo_, git_tree_entry_id(s.e[side])) != 0) return GitError("subtree");
+          if (git_tree_lookup(&st, repo_, git_tree_entry_id(s.e[side])) != 0)
+            return GitError("subtree");
           sub[side].reset(st);
         }
         auto merged = TrivialMerge(sub[0].get(), sub[1].get(), sub[2].get());
@@ -147,12 +150,13 @@ class Merger {
         return std::optional<git_oid>();
       }
       if (subtree) {
-        if (git_treebuilder_insert(nullptr, builder.get(), name.c_str(), &merged_subtree, GIT_FILEMODE_TREE) != 0) {
+        if (git_treebuilder_insert(nullptr, builder.get(), name.c_str(), &merged_subtree,
+                                   GIT_FILEMODE_TREE) != 0) {
           return GitError("tree entry " + name);
         }
-      } else if (chosen &&
-                 git_treebuilder_insert(nullptr, builder.get(), name.c_str(), git_tree_entry_id(chosen),
-                                        git_tree_entry_filemode(chosen)) != 0) {
+      } else if (chosen && git_treebuilder_insert(nullptr, builder.get(), name.c_str(),
+                                                  git_tree_entry_id(chosen),
+                                                  git_tree_entry_filemode(chosen)) != 0) {
         return GitError("tree entry " + name);
       }
     }
@@ -161,36 +165,33 @@ class Merger {
     return out;
   }
 
-  // TrivialMerge of two commits over their merge base.
-  Expected<std::optional<git_oid>> TrivialMergeCommits(const git_oid& ours, const git_oid& theirs) {
+  // The trees of a three-way merge of two commits: their merge base (none: null), ours, theirs.
+  struct Sides {
+    TreePtr base, ours, theirs;
+  };
+
+  Expected<Sides> LoadSides(const git_oid& ours, const git_oid& theirs) {
+    Sides s;
     git_oid base;
-    TreePtr base_tree;
     if (git_merge_base(&base, repo_, &ours, &theirs) == 0) {
       auto t = Tree(base);
       if (!t) return std::unexpected(t.error());
-      base_tree = std::move(*t);
+      s.base = std::move(*t);
     }
     auto o = Tree(ours);
     auto t = Tree(theirs);
     if (!o || !t) return std::unexpected(o ? t.error() : o.error());
-    return TrivialMerge(base_tree.get(), o->get(), t->get());
+    s.ours = std::move(*o);
+    s.theirs = std::move(*t);
+    return s;
   }
 
-  // Merges `theirs` into `ours` in memory. Returns the index (conflicts included).
-  Expected<IndexPtr> MergeTrees(const git_oid& ours, const git_oid& theirs) {
-    git_oid base;
-    TreePtr base_tree;
-    if (git_merge_base(&base, repo_, &ours, &theirs) == 0) {
-      auto t = Tree(base);
-      if (!t) return std::unexpected(t.error());
-      base_tree = std::move(*t);
-    }
-    auto o = Tree(ours);
-    auto t = Tree(theirs);
-    if (!o || !t) return std::unexpected(o ? t.error() : o.error());
+  // Merges in memory, with rename detection. Returns the index (conflicts included).
+  Expected<IndexPtr> MergeTrees(const Sides& s) {
     git_index* index = nullptr;
-    if (git_merge_trees(&index, repo_, base_tree.get(), o->get(), t->get(), &opts_) != 0) {
-      return GitError("merge " + Hex(theirs) + " into " + Hex(ours));
+    if (git_merge_trees(&index, repo_, s.base.get(), s.ours.get(), s.theirs.get(), &opts_) != 0) {
+      return GitError("merge " + Hex(*git_tree_id(s.theirs.get())) + " into " +
+                      Hex(*git_tree_id(s.ours.get())));
     }
     return IndexPtr(index);
   }
@@ -206,7 +207,8 @@ class Merger {
       const git_index_name_entry* n = git_index_name_get_byindex(index, i);
       Conflict c;
       for (const char* p : {n->ancestor, n->ours, n->theirs}) {
-        if (p && std::find(c.paths.begin(), c.paths.end(), p) == c.paths.end()) c.paths.emplace_back(p);
+        if (p && std::find(c.paths.begin(), c.paths.end(), p) == c.paths.end())
+          c.paths.emplace_back(p);
       }
       bool both_renamed = n->ours && n->theirs && std::string(n->ours) != n->theirs;
       c.kind = both_renamed ? "rename/rename" : "rename/delete";
@@ -332,8 +334,8 @@ class Merger {
     if (!e) return {};
     git_blob* b = nullptr;
     if (git_blob_lookup(&b, repo_, &e->id) != 0) return {};
-    auto lines = Lines(std::string_view(static_cast<const char*>(git_blob_rawcontent(b)),
-                                        git_blob_rawsize(b)));
+    auto lines = Lines(
+        std::string_view(static_cast<const char*>(git_blob_rawcontent(b)), git_blob_rawsize(b)));
     git_blob_free(b);
     return lines;
   }
@@ -342,13 +344,6 @@ class Merger {
   std::string into_;
   git_merge_options opts_;
 };
-
-Expected<SignaturePtr> MergeSignature(git_repository* repo) {
-  git_signature* sig = nullptr;
-  if (git_signature_default(&sig, repo) == 0) return SignaturePtr(sig);
-  if (git_signature_now(&sig, "corral", "corral@localhost") != 0) return GitError("signature");
-  return SignaturePtr(sig);
-}
 
 }  // namespace
 
@@ -377,9 +372,10 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
 
   Merger m(repo_, into);
   git_oid current;
-  if (git_oid_fromstr(&current, base.c_str()) != 0) return Fail("base '" + base + "' is not a commit id");
+  if (git_oid_fromstr(&current, base.c_str()) != 0)
+    return Fail("base '" + base + "' is not a commit id");
   git_oid base_id = current;
-  auto sig = MergeSignature(repo_);
+  auto sig = CorralSignature(repo_);
   if (!sig) return std::unexpected(sig.error());
 
   std::map<std::string, std::vector<std::string>> changed_by;  // path -> merged tasks
@@ -402,36 +398,36 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
       current = head;  // fast-forward
       merged = true;
     } else {
-      auto trivial = m.TrivialMergeCommits(current, head);
+      auto sides = m.LoadSides(current, head);
+      if (!sides) return std::unexpected(sides.error());
+      auto trivial = m.TrivialMerge(sides->base.get(), sides->ours.get(), sides->theirs.get());
       if (!trivial) return std::unexpected(trivial.error());
       git_oid tree_id;
       if (*trivial) {
         tree_id = **trivial;
       } else {
-      auto index = m.MergeTrees(current, head);
-      if (!index) return std::unexpected(index.error());
-      if (git_index_has_conflicts(index->get())) {
-        auto ours = m.Tree(current);
-        auto theirs = m.Tree(head);
-        if (!ours || !theirs) return std::unexpected(ours ? theirs.error() : ours.error());
-        auto conflicts = m.Conflicts(index->get(), ours->get(), theirs->get());
-        if (!conflicts) return std::unexpected(conflicts.error());
-        for (Conflict& c : *conflicts) {
-          std::set<std::string> earlier;
-          for (const std::string& p : c.paths) {
-            auto it = changed_by.find(p);
-            if (it != changed_by.end()) earlier.insert(it->second.begin(), it->second.end());
+        auto index = m.MergeTrees(*sides);
+        if (!index) return std::unexpected(index.error());
+        if (git_index_has_conflicts(index->get())) {
+          auto conflicts = m.Conflicts(index->get(), sides->ours.get(), sides->theirs.get());
+          if (!conflicts) return std::unexpected(conflicts.error());
+          for (Conflict& c : *conflicts) {
+            std::set<std::string> earlier;
+            for (const std::string& p : c.paths) {
+              auto it = changed_by.find(p);
+              if (it != changed_by.end()) earlier.insert(it->second.begin(), it->second.end());
+            }
+            for (const BranchToMerge& prior : branches) {  // plan order
+              if (earlier.count(prior.task)) c.tasks.push_back(prior.task);
+            }
+            c.tasks.push_back(b.task);
+            report.conflicts.push_back(std::move(c));
           }
-          for (const BranchToMerge& prior : branches) {  // plan order
-            if (earlier.count(prior.task)) c.tasks.push_back(prior.task);
-          }
-          c.tasks.push_back(b.task);
-          report.conflicts.push_back(std::move(c));
+          report.conflicted.push_back(b.task);
+          continue;
         }
-        report.conflicted.push_back(b.task);
-        continue;
-      }
-      if (git_index_write_tree_to(&tree_id, index->get(), repo_) != 0) return GitError("write merged tree");
+        if (git_index_write_tree_to(&tree_id, index->get(), repo_) != 0)
+          return GitError("write merged tree");
       }
       git_tree* raw_tree = nullptr;
       if (git_tree_lookup(&raw_tree, repo_, &tree_id) != 0) return GitError("merged tree");
@@ -441,8 +437,8 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
       if (!ours || !theirs) return std::unexpected(ours ? theirs.error() : ours.error());
       const git_commit* parents[] = {ours->get(), theirs->get()};
       std::string message = "corral: merge task " + b.task + " into " + into + "\n";
-      if (git_commit_create(&current, repo_, nullptr, sig->get(), sig->get(), nullptr, message.c_str(),
-                            tree.get(), 2, parents) != 0) {
+      if (git_commit_create(&current, repo_, nullptr, sig->get(), sig->get(), nullptr,
+                            message.c_str(), tree.get(), 2, parents) != 0) {
         return GitError("merge commit for task '" + b.task + "'");
       }
       merged = true;
@@ -456,9 +452,10 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
   // Compare-and-swap: fails if someone moved the branch since we read it.
   git_reference* raw_ref = nullptr;
   std::string log = "corral: integrate " + std::to_string(report.merged.size()) + " task(s)";
-  int rc = old_into ? git_reference_create_matching(&raw_ref, repo_, into_ref.c_str(), &current, 1,
-                                                    &*old_into, log.c_str())
-                    : git_reference_create(&raw_ref, repo_, into_ref.c_str(), &current, 0, log.c_str());
+  int rc = old_into
+               ? git_reference_create_matching(&raw_ref, repo_, into_ref.c_str(), &current, 1,
+                                               &*old_into, log.c_str())
+               : git_reference_create(&raw_ref, repo_, into_ref.c_str(), &current, 0, log.c_str());
   if (rc != 0) return GitError("update " + into);
   git_reference_free(raw_ref);
   report.commit = Merger::Hex(current);
@@ -468,11 +465,14 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
     for (size_t j = i + 1; j < touched.size(); ++j) {
       const auto& a = touched[i].second;
       const auto& b = touched[j].second;
-      if (std::none_of(a.begin(), a.end(), [&](const std::string& p) { return b.count(p); })) continue;
-      auto trivial = m.TrivialMergeCommits(heads[i], heads[j]);
+      if (std::none_of(a.begin(), a.end(), [&](const std::string& p) { return b.count(p); }))
+        continue;
+      auto sides = m.LoadSides(heads[i], heads[j]);
+      if (!sides) return std::unexpected(sides.error());
+      auto trivial = m.TrivialMerge(sides->base.get(), sides->ours.get(), sides->theirs.get());
       if (!trivial) return std::unexpected(trivial.error());
       if (*trivial) continue;
-      auto index = m.MergeTrees(heads[i], heads[j]);
+      auto index = m.MergeTrees(*sides);
       if (!index) return std::unexpected(index.error());
       if (!git_index_has_conflicts(index->get())) continue;
       PairConflict pc{touched[i].first->task, touched[j].first->task, {}};
