@@ -166,6 +166,22 @@ TEST_F(RunTest, TheAgentCannotReachTheMainRepository) {
             std::string::npos) << log;
 }
 
+TEST_F(RunTest, TasksCannotTouchEachOtherOrTheirInputs) {
+  // "b" runs after "a" and tries to write into a's worktree (a sibling path) and into its own
+  // read-only inputs.
+  Output o = Run(Task("a", "echo a > a.txt; echo '{}' > $CORRAL_OUTPUT") +
+                 Task("b", "echo x > ../a/planted.txt; echo x > $CORRAL_INPUTS/a.json; ls ..; true",
+                      "depends_on = [\"a\"]"));
+  EXPECT_EQ(o.status, 0) << o.err;
+  json r = Report();
+  std::string run = r["run"];
+  std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/logs/b.log");
+  EXPECT_NE(log.find("../a/planted.txt: Directory nonexistent"), std::string::npos) << log;
+  EXPECT_NE(log.find("a.json: Read-only file system"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(repo_.path() + "/.git/corral/worktrees/" + run + "/a/planted.txt"));
+  EXPECT_EQ(ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/out/a/result.json"), "{}\n");
+}
+
 }  // namespace
 }  // namespace corral::testing
 
