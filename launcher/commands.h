@@ -32,5 +32,10 @@ std::function<int()> DefinePolicy(CLI::App* app);
 std::function<int()> DefineDemo(CLI::App* app);
 std::function<int()> DefineClean(CLI::App* app);
 std::function<int()> DefineRun(CLI::App* app);
+std::function<int()> DefineRuns(CLI::App* app);
+std::function<int()> DefineStatus(CLI::App* app);
+std::function<int()> DefineLogs(CLI::App* app);
+std::function<int()> DefineReport(CLI::App* app);
+std::function<int()> DefineMerge(CLI::App* app);
 
 }  // namespace corral::launcher

@@ -553,7 +553,13 @@ int RunPlan(const RunRequest& request) {
                 {"corral", kVersion},
                 {"host", host},
                 {"uid", geteuid()},
-                {"jobs", jobs ? json(*jobs) : json("auto")}};
+                {"jobs", jobs ? json(*jobs) : json("auto")},
+                {"into", plan->into.empty() ? "corral/" + run_id + "/merged" : plan->into},
+                {"order", [&] {
+                   json order = json::array();
+                   for (size_t i : plan->order) order.push_back(plan->tasks[i].id);
+                   return order;
+                 }()}};
   if (auto r = log->Append(start); !r) return fail(r.error());
   if (request.json) std::printf("%s\n", start.dump().c_str());
   else std::fprintf(stderr, "corral: run %s: %zu tasks from %s at %s\n", run_id.c_str(), tasks.size(),

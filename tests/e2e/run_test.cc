@@ -182,6 +182,37 @@ TEST_F(RunTest, TasksCannotTouchEachOtherOrTheirInputs) {
   EXPECT_EQ(ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/out/a/result.json"), "{}\n");
 }
 
+TEST_F(RunTest, StatusLogsReportAndMergeReadTheRunBack) {
+  Output o = Run(Task("a", "printf 'one\\\\nA\\\\nthree\\\\n' > shared.txt; echo said a") +
+                 Task("b", "printf 'one\\\\nB\\\\nthree\\\\n' > shared.txt") + Task("c", "echo c > c.txt"));
+  ASSERT_EQ(o.status, 3) << o.err;
+  std::string run = Report()["run"];
+  auto corral = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), CORRAL_BIN);
+    args.push_back("--repo");
+    args.push_back(repo_.path());
+    return RunCommand(args);
+  };
+  Output status = corral({"status", run});
+  EXPECT_EQ(status.out, "run " + run + " (ended, exit 3)\n  a                        succeeded\n"
+                        "  b                        succeeded\n  c                        succeeded\n");
+  EXPECT_EQ(corral({"runs"}).out, run + "  ended, exit 3  3 succeeded\n");
+  EXPECT_EQ(corral({"logs", run, "a"}).out, "said a\n");
+  EXPECT_EQ(corral({"logs", run, "zz"}).status, 2);
+  Output report = corral({"report", "latest", "--format", "json"});
+  EXPECT_EQ(json::parse(report.out)["merge"]["conflicted"], json({"b"}));
+  EXPECT_EQ(corral({"report", run, "--format", "html"}).status, 2);
+  // Redo the merge in another order, into another branch: now a is the one left out.
+  Output merge = corral({"merge", run, "--order", "b,a,c", "--into", "integration"});
+  EXPECT_EQ(merge.status, 3) << merge.err;
+  json m = json::parse(ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/merge.json"));
+  EXPECT_EQ(m["merged"], json({"b", "c"}));
+  EXPECT_EQ(m["conflicted"], json({"a"}));
+  EXPECT_EQ(Git({"show", "integration:shared.txt"}).out, "one\nB\nthree\n");
+  EXPECT_EQ(corral({"merge", run, "--order", "c", "--into", "integration"}).status, 0);
+  EXPECT_EQ(corral({"merge", run, "--order", "nope"}).err, "corral: --order: run " + run + " has no task 'nope'\n");
+}
+
 }  // namespace
 }  // namespace corral::testing
 

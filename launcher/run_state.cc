@@ -1,0 +1,78 @@
+#include "launcher/run_state.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+
+#include "launcher/event_log.h"
+#include "worktree/worktree.h"
+
+namespace corral::launcher {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::expected<std::string, std::string> RunsDir(const std::string& repo) {
+  auto r = worktree::Repository::Open(repo);
+  if (!r) return std::unexpected("--repo " + repo + ": " + r.error().message);
+  return r->common_dir() + "/corral/runs";
+}
+
+}  // namespace
+
+std::expected<std::vector<std::string>, std::string> ListRuns(const std::string& repo) {
+  auto dir = RunsDir(repo);
+  if (!dir) return std::unexpected(dir.error());
+  std::vector<std::string> runs;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(*dir, ec)) {
+    if (fs::exists(e.path() / "events.jsonl")) runs.push_back(e.path().filename().string());
+  }
+  std::sort(runs.begin(), runs.end());  // ids start with the UTC time
+  return runs;
+}
+
+std::expected<RunState, std::string> LoadRun(const std::string& repo, const std::string& run) {
+  auto dir = RunsDir(repo);
+  if (!dir) return std::unexpected(dir.error());
+  std::string id = run;
+  if (run == "latest") {
+    auto runs = ListRuns(repo);
+    if (!runs) return std::unexpected(runs.error());
+    if (runs->empty()) return std::unexpected("no runs in " + *dir);
+    id = runs->back();
+  } else if (!worktree::CheckId(run, "run id").empty() || !fs::exists(*dir + "/" + run)) {
+    return std::unexpected("no run '" + run + "' in " + *dir);
+  }
+  RunState s;
+  s.id = id;
+  s.dir = *dir + "/" + id;
+  auto events = EventLog::Read(s.dir + "/events.jsonl");
+  if (!events) return std::unexpected(events.error());
+  for (const nlohmann::json& e : *events) {
+    std::string type = e.value("type", "");
+    if (type == "run-start") {
+      s.base = e.value("base", "");
+      s.into = e.value("into", "corral/" + id + "/merged");
+      s.order = e.value("order", std::vector<std::string>{});
+      for (const std::string& t : s.order) s.status[t] = "pending";
+    } else if (type == "task-start") {
+      s.status[e.value("task", "")] = "running";
+    } else if (type == "task-end") {
+      s.status[e.value("task", "")] =
+          e.value("state", "") == "succeeded" ? e.value("status", "") : e.value("state", "");
+    } else if (type == "run-end") {
+      s.ended = true;
+      s.exit = e.value("exit", -1);
+    }
+  }
+  std::ifstream in(s.dir + "/report.json");
+  if (in) s.report = nlohmann::json::parse(in, nullptr, false);
+  if (s.report.is_discarded()) s.report = nullptr;
+  if (s.report.is_object()) {
+    for (const auto& t : s.report["tasks"]) s.status[t["id"]] = t["status"];
+  }
+  return s;
+}
+
+}  // namespace corral::launcher
