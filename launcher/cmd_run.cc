@@ -21,7 +21,8 @@ std::function<int()> DefineRun(CLI::App* app) {
         char* end = nullptr;
         long n = std::strtol(jobs->c_str(), &end, 10);
         if (*end != '\0' || n < 1 || n > 1024) {
-          std::fprintf(stderr, "corral: -j: '%s' is not a number from 1 to 1024 or auto\n", jobs->c_str());
+          std::fprintf(stderr, "corral: -j: '%s' is not a number from 1 to 1024 or auto\n",
+                       jobs->c_str());
           return kExitBadInput;
         }
         r->jobs = static_cast<int>(n);
@@ -29,6 +30,18 @@ std::function<int()> DefineRun(CLI::App* app) {
     }
     return RunPlan(*r);
   };
+}
+
+}  // namespace corral::launcher
+
+namespace corral::launcher {
+
+std::function<int()> DefineResume(CLI::App* app) {
+  auto r = std::make_shared<ResumeRequest>();
+  app->add_option("run", r->run, "The run to continue")->required();
+  app->add_option("--repo", r->repo, "The repository (default: the current directory)");
+  app->add_flag("--json", r->json, "Stream the run's events as JSON lines on stdout");
+  return [r] { return ResumeRun(*r); };
 }
 
 }  // namespace corral::launcher

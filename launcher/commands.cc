@@ -13,6 +13,8 @@ std::span<const Command> Commands() {
        DefineExec},
       {"run", "Run a plan: worktrees, sandboxes, merge, report: corral run PLAN [-j N|auto]",
        DefineRun},
+      {"resume", "Continue a run after a crash or an interruption: corral resume RUN",
+       DefineResume},
       {"status", "A run's tasks and their states: corral status [RUN]", DefineStatus},
       {"runs", "The runs of this repository", DefineRuns},
       {"logs", "A task's captured output: corral logs RUN TASK", DefineLogs},

@@ -16,13 +16,28 @@ std::string Errno(const std::string& what) { return what + ": " + std::strerror(
 
 }  // namespace
 
-std::expected<EventLog, std::string> EventLog::Create(const std::string& path, const std::string& run) {
+std::expected<EventLog, std::string> EventLog::Create(const std::string& path,
+                                                      const std::string& run) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return std::unexpected(Errno("create " + path));
   EventLog log(fd, path);
   auto r = log.Append({{"corral_events", kEventLogVersion}, {"run", run}});
   if (!r) return std::unexpected(r.error());
   return log;
+}
+
+std::expected<EventLog, std::string> EventLog::Open(const std::string& path) {
+  if (auto records = Read(path); !records) return std::unexpected(records.error());
+  std::ifstream in(path, std::ios::binary);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t keep = all.rfind('\n');
+  keep = keep == std::string::npos ? 0 : keep + 1;
+  if (keep != all.size() && truncate(path.c_str(), static_cast<off_t>(keep)) != 0) {
+    return std::unexpected(Errno("cut the torn last line of " + path));
+  }
+  int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return std::unexpected(Errno("open " + path));
+  return EventLog(fd, path);
 }
 
 EventLog::~EventLog() {

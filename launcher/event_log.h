@@ -21,6 +21,9 @@ class EventLog {
   EventLog& operator=(EventLog&&) = delete;
   ~EventLog();
 
+  // Opens an existing log for appending (a resumed run); a torn last line is cut off first.
+  static std::expected<EventLog, std::string> Open(const std::string& path);
+
   // Appends one record (a JSON object, written compactly) and fsyncs it. Thread-safe.
   std::expected<void, std::string> Append(const nlohmann::json& record);
 

@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,6 +42,8 @@ constexpr int kExitConflicts = 3;
 constexpr int kExitTempFail = 75;  // EX_TEMPFAIL: the agent was rate limited
 constexpr int kPortRange = 100;
 constexpr int kPortFirst = 20000;
+
+std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 std::string ReadWhole(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -122,7 +125,13 @@ class Runner {
         log_(log),
         json_(json_events) {}
 
-  int Run(std::optional<int> jobs);
+  // A task that ended before a crash or interruption: its state, tries and last result.
+  struct Restored {
+    TaskState state;
+    int tries;
+    TryResult result;
+  };
+  int Run(std::optional<int> jobs, std::map<size_t, Restored> restored = {});
 
  private:
   TryResult Try(size_t t, int attempt);
@@ -211,13 +220,17 @@ TryResult Runner::Try(size_t t, int attempt) {
     f.ended_at = Iso8601(std::chrono::system_clock::now());
     return f;
   }
-  // The first try makes the workspace; later ones start from a clean reset of it.
-  std::expected<worktree::Workspace, worktree::Error> ws =
-      attempt == 1 ? repo->CreateWorkspace(run_, id, *start) : repo->FindWorkspace(run_, id);
-  if (!ws) return fail(ws.error().message);
-  if (attempt > 1) {
+  // The first try makes the workspace; later ones (and a resumed run's) start from a clean reset
+  // of it. A lock left by a manager that died is released.
+  std::expected<worktree::Workspace, worktree::Error> ws = repo->FindWorkspace(run_, id);
+  if (ws) {
+    (void)repo->UnlockWorkspace(*ws);
     if (auto reset = repo->ResetWorkspace(*ws, *start); !reset) return fail(reset.error().message);
+  } else {
+    ws = repo->CreateWorkspace(run_, id, *start);
+    if (!ws) return fail(ws.error().message);
   }
+  (void)attempt;
 
   std::string out_dir = dir_ + "/out/" + id;
   std::string in_dir = dir_ + "/inputs/" + id;
@@ -266,7 +279,8 @@ TryResult Runner::Try(size_t t, int attempt) {
     helpers_.insert(pid);
     if (stopping_) kill(pid, SIGTERM);
   };
-  if (auto lock = repo->LockWorkspace(*ws, "corral run " + run_); !lock) return fail(lock.error().message);
+  if (auto lock = repo->LockWorkspace(*ws, "corral run " + run_); !lock)
+    return fail(lock.error().message);
   std::expected<sandbox::Result, sandbox::Error> result = sandbox::Result{};
   result->exited = true;
   if (!plan_.setup.empty()) {
@@ -344,16 +358,20 @@ void Runner::Stopper() {
   cv_.notify_all();
 }
 
-int Runner::Run(std::optional<int> jobs) {
+int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored) {
   std::vector<SchedTask> sched_tasks;
   for (const TaskConfig& c : tasks_) sched_tasks.push_back({c.task->id, c.deps, c.task->retries});
   SchedulerOptions options;
   options.jobs = jobs;
   Scheduler sched(sched_tasks, plan_.order, options);
+  std::map<size_t, TryResult> last;
+  for (auto& [t, r] : restored) {
+    sched.Restore(t, r.state, r.tries);
+    if (IsFinal(r.state)) last[t] = r.result;
+  }
 
   std::thread stopper([this] { Stopper(); });
   std::map<size_t, std::thread> workers;
-  std::map<size_t, TryResult> last;
   while (!sched.Done()) {
     Millis now = std::chrono::duration_cast<Millis>(Clock::now() - start_);
     bool stopping;
@@ -364,9 +382,12 @@ int Runner::Run(std::optional<int> jobs) {
     if (!stopping) {
       for (size_t t : sched.TakeStartable(now)) {
         int attempt = sched.tries(t);
-        Event({{"type", "task-start"}, {"task", tasks_[t].task->id}, {"try", attempt},
+        Event({{"type", "task-start"},
+               {"task", tasks_[t].task->id},
+               {"try", attempt},
                {"policy", tasks_[t].policy_ref}});
-        Say(tasks_[t].task->id + ": started" + (attempt > 1 ? " (try " + std::to_string(attempt) + ")" : ""));
+        Say(tasks_[t].task->id + ": started" +
+            (attempt > 1 ? " (try " + std::to_string(attempt) + ")" : ""));
         workers[t] = std::thread([this, t, attempt] {
           TryResult r = Try(t, attempt);
           std::lock_guard lock(mu_);
@@ -391,8 +412,12 @@ int Runner::Run(std::optional<int> jobs) {
       workers.erase(t);
       sched.Finish(t, r.outcome, now);
       TaskState state = sched.state(t);
-      json event = {{"type", "task-end"}, {"task", tasks_[t].task->id}, {"try", sched.tries(t)},
-                    {"status", r.status}, {"state", Name(state)}, {"commit", r.commit},
+      json event = {{"type", "task-end"},
+                    {"task", tasks_[t].task->id},
+                    {"try", sched.tries(t)},
+                    {"status", r.status},
+                    {"state", Name(state)},
+                    {"commit", r.commit},
                     {"files_changed", r.files_changed}};
       if (r.exit_code) event["exit_code"] = *r.exit_code;
       if (!r.message.empty()) event["message"] = r.message;
@@ -400,8 +425,8 @@ int Runner::Run(std::optional<int> jobs) {
       std::string line = tasks_[t].task->id + ": " + Name(state);
       if (!r.message.empty()) line += " (" + r.message + ")";
       if (state == TaskState::kSucceeded) {
-        line = tasks_[t].task->id + ": " + r.status + " (" + std::to_string(r.files_changed.size()) +
-               " files changed)";
+        line = tasks_[t].task->id + ": " + r.status + " (" +
+               std::to_string(r.files_changed.size()) + " files changed)";
       }
       Say(line);
       last[t] = std::move(r);
@@ -449,8 +474,10 @@ int Runner::Run(std::optional<int> jobs) {
                  {"output", r ? r->output : json(nullptr)},
                  {"policy", tasks_[t].policy_ref}};
     if (r && !r->output_error.empty()) task["output_error"] = r->output_error;
-    if (state == TaskState::kSkipped) task["reason"] = sched.reason(t);
-    else if (r && !r->message.empty()) task["reason"] = r->message;
+    if (state == TaskState::kSkipped)
+      task["reason"] = sched.reason(t);
+    else if (r && !r->message.empty())
+      task["reason"] = r->message;
     if (r && !r->skipped.empty()) {
       json skipped = json::array();
       for (const auto& s : r->skipped) skipped.push_back({{"path", s.path}, {"reason", s.reason}});
@@ -458,10 +485,13 @@ int Runner::Run(std::optional<int> jobs) {
     }
     tasks.push_back(task);
   }
-  json report = {{"run", run_}, {"base", base_}, {"tasks", tasks},
+  json report = {{"run", run_},
+                 {"base", base_},
+                 {"tasks", tasks},
                  {"merge", merge ? json::parse(worktree::ToJson(*merge)) : json(nullptr)}};
   std::ofstream(dir_ + "/report.json") << report.dump(2) << "\n";
-  std::string md = "# corral run " + run_ + "\n\nbase `" + base_ + "`\n\n| task | status | tries | files changed |\n|---|---|---|---|\n";
+  std::string md = "# corral run " + run_ + "\n\nbase `" + base_ +
+                   "`\n\n| task | status | tries | files changed |\n|---|---|---|---|\n";
   for (const json& t : tasks) {
     md += "| `" + t["id"].get<std::string>() + "` | " + t["status"].get<std::string>() + " | " +
           std::to_string(t["tries"].get<int>()) + " | " +
@@ -471,11 +501,13 @@ int Runner::Run(std::optional<int> jobs) {
   std::ofstream(dir_ + "/report.md") << md;
 
   bool conflicts = merge && !merge->conflicted.empty();
-  int status = stop_signal_ ? 128 + stop_signal_
+  int status = stop_signal_           ? 128 + stop_signal_
                : any_failed || !merge ? kExitTaskFailed
-               : conflicts ? kExitConflicts
-                           : kExitOk;
-  Event({{"type", "run-end"}, {"exit", status}, {"merge", merge ? json(merge->commit) : json(nullptr)}});
+               : conflicts            ? kExitConflicts
+                                      : kExitOk;
+  Event({{"type", "run-end"},
+         {"exit", status},
+         {"merge", merge ? json(merge->commit) : json(nullptr)}});
   if (!json_) {
     std::string summary = status == 0 ? "every task merged into " + into : "see the report";
     std::fprintf(stderr, "corral: run %s: %s; report: %s/report.md\n", run_.c_str(),
@@ -484,87 +516,64 @@ int Runner::Run(std::optional<int> jobs) {
   return status;
 }
 
-}  // namespace
-
-int RunPlan(const RunRequest& request) {
-  auto fail = [](const std::string& message) {
-    std::fprintf(stderr, "corral: %s\n", message.c_str());
-    return kExitBadInput;
-  };
-  std::ifstream in(request.plan_path, std::ios::binary);
-  if (!in) return fail(request.plan_path + ": " + std::strerror(errno));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  auto plan = policy::ParsePlan(text, request.plan_path);
-  if (!plan) return fail(plan.error());
-  fs::path plan_dir = fs::absolute(request.plan_path).parent_path();
-
+// A plan read and checked, with its tasks' policies. Not movable: tasks point into the plan.
+struct Prepared {
+  std::string text;
+  policy::Plan plan;
   std::vector<TaskConfig> tasks;
+};
+
+std::expected<std::unique_ptr<Prepared>, std::string> Prepare(const std::string& plan_path) {
+  auto p = std::make_unique<Prepared>();
+  std::ifstream in(plan_path, std::ios::binary);
+  if (!in) return std::unexpected(plan_path + ": " + std::strerror(errno));
+  p->text.assign(std::istreambuf_iterator<char>(in), {});
+  auto plan = policy::ParsePlan(p->text, plan_path);
+  if (!plan) return std::unexpected(plan.error());
+  p->plan = std::move(*plan);
+  fs::path plan_dir = fs::absolute(plan_path).parent_path();
   std::map<std::string, size_t> index;
-  for (size_t i = 0; i < plan->tasks.size(); ++i) index[plan->tasks[i].id] = i;
-  for (size_t i = 0; i < plan->tasks.size(); ++i) {
-    const policy::PlanTask& t = plan->tasks[i];
-    std::string where = request.plan_path + ":" + std::to_string(t.policy_pos.line) + ":" +
-                        std::to_string(t.policy_pos.column) + ": task '" + t.id + "': policy: ";
-    fs::path policy_path = fs::path(t.policy).is_absolute() ? fs::path(t.policy) : plan_dir / t.policy;
-    if (!fs::exists(policy_path)) return fail(where + policy_path.string() + ": No such file or directory");
-    auto p = LoadPolicy(policy_path.string());
-    if (!p) return fail(p.error());
-    TaskConfig c{&t, *p, p->name + "@" + Sha256(ReadWhole(policy_path.string())), i, {}};
+  for (size_t i = 0; i < p->plan.tasks.size(); ++i) index[p->plan.tasks[i].id] = i;
+  for (size_t i = 0; i < p->plan.tasks.size(); ++i) {
+    const policy::PlanTask& t = p->plan.tasks[i];
+    std::string where = plan_path + ":" + std::to_string(t.policy_pos.line) + ":" +
+                        std::to_string(t.policy_pos.column) + ": task '" + t.id + "': ";
+    fs::path policy_path =
+        fs::path(t.policy).is_absolute() ? fs::path(t.policy) : plan_dir / t.policy;
+    if (!fs::exists(policy_path)) {
+      return std::unexpected(where + "policy: " + policy_path.string() +
+                             ": No such file or directory");
+    }
+    auto pol = LoadPolicy(policy_path.string());
+    if (!pol) return std::unexpected(pol.error());
+    // The policy must be one this host can enforce, before anything is created.
+    if (pol->requires_human_approval) {
+      return std::unexpected(where + t.policy + ": requires_human_approval: approvals are not " +
+                             "supported by this version of corral run; refusing to run the task " +
+                             "without one");
+    }
+    auto spec = SpecFromPolicy(*pol, fs::current_path().string(), t.run, HostEnv::FromEnviron());
+    if (!spec) return std::unexpected(where + t.policy + ": " + spec.error());
+    TaskConfig c{&t, *pol, pol->name + "@" + Sha256(ReadWhole(policy_path.string())), i, {}};
     for (const std::string& d : t.depends_on) c.deps.push_back(index[d]);
-    tasks.push_back(std::move(c));
+    p->tasks.push_back(std::move(c));
   }
-  auto repo = worktree::Repository::Open(request.repo);
-  if (!repo) return fail("--repo " + request.repo + ": " + repo.error().message);
-  auto base = repo->ResolveCommit(plan->base);
-  if (!base) return fail(request.plan_path + ": run.base: " + base.error().message);
-  // Each task's policy must be one this host can enforce, before anything is created.
-  for (const TaskConfig& c : tasks) {
-    if (c.policy.requires_human_approval) {
-      return fail(request.plan_path + ":" + std::to_string(c.task->policy_pos.line) + ":" +
-                  std::to_string(c.task->policy_pos.column) + ": task '" + c.task->id + "': " +
-                  c.task->policy + ": requires_human_approval: approvals are not supported by " +
-                  "this version of corral run; refusing to run the task without one");
-    }
-    auto spec = SpecFromPolicy(c.policy, fs::current_path().string(), c.task->run, HostEnv::FromEnviron());
-    if (!spec) {
-      return fail(request.plan_path + ":" + std::to_string(c.task->policy_pos.line) + ":" +
-                  std::to_string(c.task->policy_pos.column) + ": task '" + c.task->id + "': " +
-                  c.task->policy + ": " + spec.error());
-    }
+  return p;
+}
+
+// Holds .git/corral/runs/<run>/lock: one manager per run at a time.
+std::expected<int, std::string> LockRun(const std::string& run_dir) {
+  int fd = open((run_dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return std::unexpected(Errno("lock " + run_dir));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    return std::unexpected("run " + run_dir.substr(run_dir.rfind('/') + 1) +
+                           " is being run by another corral process");
   }
-  auto helper = HelperPath();
-  if (!helper) return fail(helper.error());
+  return fd;
+}
 
-  std::string run_id = NewRunId();
-  std::string run_dir = repo->common_dir() + "/corral/runs/" + run_id;
-  std::error_code ec;
-  fs::create_directories(run_dir + "/logs", ec);
-  if (ec) return fail("create " + run_dir + ": " + ec.message());
-  auto log = EventLog::Create(run_dir + "/events.jsonl", run_id);
-  if (!log) return fail(log.error());
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  std::optional<int> jobs = request.jobs_auto ? std::nullopt : request.jobs ? request.jobs : plan->jobs;
-  json start = {{"type", "run-start"},
-                {"t", Iso8601(std::chrono::system_clock::now())},
-                {"plan", fs::absolute(request.plan_path).string()},
-                {"plan_sha256", Sha256(text)},
-                {"base", *base},
-                {"corral", kVersion},
-                {"host", host},
-                {"uid", geteuid()},
-                {"jobs", jobs ? json(*jobs) : json("auto")},
-                {"into", plan->into.empty() ? "corral/" + run_id + "/merged" : plan->into},
-                {"order", [&] {
-                   json order = json::array();
-                   for (size_t i : plan->order) order.push_back(plan->tasks[i].id);
-                   return order;
-                 }()}};
-  if (auto r = log->Append(start); !r) return fail(r.error());
-  if (request.json) std::printf("%s\n", start.dump().c_str());
-  else std::fprintf(stderr, "corral: run %s: %zu tasks from %s at %s\n", run_id.c_str(), tasks.size(),
-                    plan->base.c_str(), base->substr(0, 12).c_str());
-
+void BlockStopSignals() {
   // Signals go to the stopper thread only; every thread started from here inherits the mask.
   sigset_t set;
   sigemptyset(&set);
@@ -572,9 +581,143 @@ int RunPlan(const RunRequest& request) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  Runner runner(*plan, std::move(tasks), repo->common_dir(), *base, run_id, run_dir, *helper,
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "corral: %s\n", message.c_str());
+  return kExitBadInput;
+}
+
+}  // namespace
+
+int RunPlan(const RunRequest& request) {
+  auto prepared = Prepare(request.plan_path);
+  if (!prepared) return Fail(prepared.error());
+  Prepared& p = **prepared;
+  auto repo = worktree::Repository::Open(request.repo);
+  if (!repo) return Fail("--repo " + request.repo + ": " + repo.error().message);
+  auto base = repo->ResolveCommit(p.plan.base);
+  if (!base) return Fail(request.plan_path + ": run.base: " + base.error().message);
+  auto helper = HelperPath();
+  if (!helper) return Fail(helper.error());
+
+  std::string run_id = NewRunId();
+  std::string run_dir = repo->common_dir() + "/corral/runs/" + run_id;
+  std::error_code ec;
+  fs::create_directories(run_dir + "/logs", ec);
+  if (ec) return Fail("create " + run_dir + ": " + ec.message());
+  auto lock = LockRun(run_dir);
+  if (!lock) return Fail(lock.error());
+  auto log = EventLog::Create(run_dir + "/events.jsonl", run_id);
+  if (!log) return Fail(log.error());
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  std::optional<int> jobs = request.jobs_auto ? std::nullopt
+                            : request.jobs    ? request.jobs
+                                              : p.plan.jobs;
+  json order = json::array();
+  for (size_t i : p.plan.order) order.push_back(p.plan.tasks[i].id);
+  json start = {{"type", "run-start"},
+                {"t", Iso8601(std::chrono::system_clock::now())},
+                {"plan", fs::absolute(request.plan_path).string()},
+                {"plan_sha256", Sha256(p.text)},
+                {"base", *base},
+                {"corral", kVersion},
+                {"host", host},
+                {"uid", geteuid()},
+                {"jobs", jobs ? json(*jobs) : json("auto")},
+                {"into", p.plan.into.empty() ? "corral/" + run_id + "/merged" : p.plan.into},
+                {"order", order}};
+  if (auto r = log->Append(start); !r) return Fail(r.error());
+  if (request.json)
+    std::printf("%s\n", start.dump().c_str());
+  else
+    std::fprintf(stderr, "corral: run %s: %zu tasks from %s at %s\n", run_id.c_str(),
+                 p.tasks.size(), p.plan.base.c_str(), base->substr(0, 12).c_str());
+  BlockStopSignals();
+  Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), *base, run_id, run_dir, *helper,
                 &*log, request.json);
-  return runner.Run(jobs);
+  int status = runner.Run(jobs);
+  close(*lock);
+  return status;
+}
+
+int ResumeRun(const ResumeRequest& request) {
+  auto repo = worktree::Repository::Open(request.repo);
+  if (!repo) return Fail("--repo " + request.repo + ": " + repo.error().message);
+  if (std::string e = worktree::CheckId(request.run, "run id"); !e.empty()) return Fail(e);
+  std::string run_dir = repo->common_dir() + "/corral/runs/" + request.run;
+  auto events = EventLog::Read(run_dir + "/events.jsonl");
+  if (!events) return Fail(events.error());
+  if (events->empty() || events->front().value("type", "") != "run-start") {
+    return Fail(run_dir + "/events.jsonl: no run-start record");
+  }
+  const json& start = events->front();
+  for (const json& e : *events) {
+    if (e.value("type", "") == "run-end" && e.value("exit", 0) < 128) {
+      return Fail("run " + request.run + " ended (exit " + std::to_string(e.value("exit", 0)) +
+                  "); nothing to resume");
+    }
+  }
+  std::string plan_path = start.value("plan", "");
+  auto prepared = Prepare(plan_path);
+  if (!prepared) return Fail(prepared.error());
+  Prepared& p = **prepared;
+  if (Sha256(p.text) != start.value("plan_sha256", "")) {
+    return Fail(plan_path + ": the plan changed since run " + request.run + " started");
+  }
+  auto helper = HelperPath();
+  if (!helper) return Fail(helper.error());
+  auto lock = LockRun(run_dir);
+  if (!lock) return Fail(lock.error());
+
+  // Replay: tasks that ended keep their results; the others start again, from a clean reset.
+  std::map<std::string, size_t> index;
+  for (size_t i = 0; i < p.tasks.size(); ++i) index[p.tasks[i].task->id] = i;
+  std::map<size_t, Runner::Restored> restored;
+  for (const json& e : *events) {
+    std::string type = e.value("type", "");
+    auto it = index.find(e.value("task", ""));
+    if (it == index.end()) continue;
+    Runner::Restored& r =
+        restored.try_emplace(it->second, Runner::Restored{TaskState::kPending, 0, {}})
+            .first->second;
+    if (type == "task-start") {
+      r.tries = e.value("try", r.tries);
+      r.state = TaskState::kPending;
+    } else if (type == "task-end") {
+      std::string state = e.value("state", "");
+      for (TaskState s : {TaskState::kSucceeded, TaskState::kFailed, TaskState::kTimedOut,
+                          TaskState::kConflicted}) {
+        if (state == Name(s)) r.state = s;
+      }
+      r.result.status = e.value("status", "");
+      r.result.commit = e.value("commit", "");
+      r.result.files_changed = e.value("files_changed", std::vector<std::string>{});
+      r.result.message = e.value("message", "");
+      if (e.contains("exit_code")) r.result.exit_code = e["exit_code"].get<int>();
+      std::string output = run_dir + "/out/" + it->first + "/result.json";
+      if (fs::exists(output)) r.result.output = json::parse(ReadWhole(output), nullptr, false);
+      if (r.result.output.is_discarded()) r.result.output = nullptr;
+    }
+  }
+  auto log = EventLog::Open(run_dir + "/events.jsonl");
+  if (!log) return Fail(log.error());
+  std::optional<int> jobs;
+  if (start.contains("jobs") && start["jobs"].is_number_integer()) jobs = start["jobs"].get<int>();
+  (void)log->Append({{"type", "run-resume"}, {"t", Iso8601(std::chrono::system_clock::now())}});
+  size_t finished = 0;
+  for (const auto& [t, r] : restored) finished += IsFinal(r.state);
+  if (!request.json) {
+    std::fprintf(stderr, "corral: resuming run %s: %zu of %zu tasks had ended\n",
+                 request.run.c_str(), finished, p.tasks.size());
+  }
+  BlockStopSignals();
+  Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), start.value("base", ""),
+                request.run, run_dir, *helper, &*log, request.json);
+  int status = runner.Run(jobs, restored);
+  close(*lock);
+  return status;
 }
 
 }  // namespace corral::launcher

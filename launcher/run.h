@@ -15,8 +15,19 @@ struct RunRequest {
   bool json = false;  // stream events as JSON lines on stdout
 };
 
+struct ResumeRequest {
+  std::string run;
+  std::string repo = ".";
+  bool json = false;
+};
+
 // Runs the plan and returns the exit status of DESIGN.md: 0 success, 1 a task failed or timed
 // out, 2 bad input (nothing created), 3 the merge had conflicts.
 int RunPlan(const RunRequest& request);
+
+// Continues a run after a crash or an interruption: replays its events.jsonl; tasks that ended
+// keep their results and branches, the others start again from a clean reset of their worktree.
+// Refuses a run that ended normally or whose plan file changed. Exit status as RunPlan's.
+int ResumeRun(const ResumeRequest& request);
 
 }  // namespace corral::launcher

@@ -1,8 +1,11 @@
 // `corral run` end to end: scripted agents in real sandboxes on temporary repositories.
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -211,6 +214,46 @@ TEST_F(RunTest, StatusLogsReportAndMergeReadTheRunBack) {
   EXPECT_EQ(Git({"show", "integration:shared.txt"}).out, "one\nB\nthree\n");
   EXPECT_EQ(corral({"merge", run, "--order", "c", "--into", "integration"}).status, 0);
   EXPECT_EQ(corral({"merge", run, "--order", "nope"}).err, "corral: --order: run " + run + " has no task 'nope'\n");
+}
+
+TEST_F(RunTest, ResumeAfterKillNineKeepsFinishedWork) {
+  std::string plan = scratch_.path() + "/plan.toml";
+  WriteFile(plan, Task("fast", "echo fast ran; echo f > f.txt") +
+                      Task("slow", "echo slow started; sleep 2.71828; echo s > s.txt") +
+                      Task("after", "cat s.txt f.txt > both.txt", "depends_on = [\"slow\", \"fast\"]"));
+  pid_t corral = Spawn({CORRAL_BIN, "run", plan, "--repo", repo_.path()}, scratch_.path() + "/log");
+  // Wait until "fast" has ended and "slow" runs, then kill corral outright.
+  std::string runs = repo_.path() + "/.git/corral/runs";
+  std::string run;
+  for (int i = 0; i < 200; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(runs, ec)) run = e.path().filename();
+    if (!run.empty() && ReadFile(runs + "/" + run + "/events.jsonl").find("\"task\":\"fast\",\"try\":1,\"type\":\"task-end\"") != std::string::npos) {
+      break;
+    }
+  }
+  ASSERT_FALSE(run.empty());
+  kill(corral, SIGKILL);
+  waitpid(corral, nullptr, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(RunCommand({"/usr/bin/pgrep", "-f", "sleep 2.71828"}).out, "") << "a sandbox outlived corral";
+
+  Output resumed = RunCommand({CORRAL_BIN, "resume", run, "--repo", repo_.path()});
+  EXPECT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("resuming run " + run + ": 1 of 3 tasks had ended"), std::string::npos)
+      << resumed.err;
+  EXPECT_EQ(ReadFile(runs + "/" + run + "/logs/fast.log"), "fast ran\n") << "fast did not run again";
+  EXPECT_EQ(ReadFile(runs + "/" + run + "/logs/slow.log"), "slow started\nslow started\n");
+  json r = Report();
+  for (const char* id : {"fast", "slow", "after"}) EXPECT_EQ(Find(r, id)["status"], "succeeded") << id;
+  EXPECT_EQ(Find(r, "fast")["tries"], 1);
+  EXPECT_EQ(Find(r, "slow")["tries"], 2);
+  EXPECT_EQ(Git({"show", r["merge"]["branch"].get<std::string>() + ":both.txt"}).out, "s\nf\n");
+
+  Output again = RunCommand({CORRAL_BIN, "resume", run, "--repo", repo_.path()});
+  EXPECT_EQ(again.status, 2);
+  EXPECT_EQ(again.err, "corral: run " + run + " ended (exit 0); nothing to resume\n");
 }
 
 }  // namespace
