@@ -219,13 +219,14 @@ TEST_F(RunTest, StatusLogsReportAndMergeReadTheRunBack) {
 TEST_F(RunTest, ResumeAfterKillNineKeepsFinishedWork) {
   std::string plan = scratch_.path() + "/plan.toml";
   WriteFile(plan, Task("fast", "echo fast ran; echo f > f.txt") +
-                      Task("slow", "echo slow started; sleep 2.71828; echo s > s.txt") +
+                      Task("slow", "echo slow started; sleep 6.2831; echo s > s.txt") +
                       Task("after", "cat s.txt f.txt > both.txt", "depends_on = [\"slow\", \"fast\"]"));
   pid_t corral = Spawn({CORRAL_BIN, "run", plan, "--repo", repo_.path()}, scratch_.path() + "/log");
   // Wait until "fast" has ended and "slow" runs, then kill corral outright.
   std::string runs = repo_.path() + "/.git/corral/runs";
   std::string run;
-  for (int i = 0; i < 200; ++i) {
+  // Generous: a loaded machine (CI builds beside it) may take seconds to sync an event.
+  for (int i = 0; i < 1200; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(runs, ec)) run = e.path().filename();
@@ -237,7 +238,7 @@ TEST_F(RunTest, ResumeAfterKillNineKeepsFinishedWork) {
   kill(corral, SIGKILL);
   waitpid(corral, nullptr, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  EXPECT_EQ(RunCommand({"/usr/bin/pgrep", "-f", "sleep 2.71828"}).out, "") << "a sandbox outlived corral";
+  EXPECT_EQ(RunCommand({"/usr/bin/pgrep", "-f", "sleep 6.2831"}).out, "") << "a sandbox outlived corral";
 
   Output resumed = RunCommand({CORRAL_BIN, "resume", run, "--repo", repo_.path()});
   EXPECT_EQ(resumed.status, 0) << resumed.err;
