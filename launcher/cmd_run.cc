@@ -13,6 +13,7 @@ std::function<int()> DefineRun(CLI::App* app) {
   app->add_option("--repo", r->repo, "The repository (default: the current directory)");
   app->add_option("-j,--jobs", *jobs, "Tasks at once: a number, or auto (default: the plan's)");
   app->add_flag("--json", r->json, "Stream the run's events as JSON lines on stdout");
+  app->add_option("--approve", r->approve, "Approve this task up front (repeatable)");
   return [r, jobs] {
     if (!jobs->empty()) {
       if (*jobs == "auto") {
@@ -42,6 +43,20 @@ std::function<int()> DefineResume(CLI::App* app) {
   app->add_option("--repo", r->repo, "The repository (default: the current directory)");
   app->add_flag("--json", r->json, "Stream the run's events as JSON lines on stdout");
   return [r] { return ResumeRun(*r); };
+}
+
+}  // namespace corral::launcher
+
+namespace corral::launcher {
+
+std::function<int()> DefineApprove(CLI::App* app) {
+  auto run = std::make_shared<std::string>();
+  auto task = std::make_shared<std::string>();
+  auto repo = std::make_shared<std::string>(".");
+  app->add_option("run", *run, "The run")->required();
+  app->add_option("task", *task, "The task that awaits approval")->required();
+  app->add_option("--repo", *repo, "The repository (default: the current directory)");
+  return [run, task, repo] { return ApproveTask(*repo, *run, *task); };
 }
 
 }  // namespace corral::launcher

@@ -15,6 +15,7 @@ std::span<const Command> Commands() {
        DefineRun},
       {"resume", "Continue a run after a crash or an interruption: corral resume RUN",
        DefineResume},
+      {"approve", "Approve a task that awaits approval: corral approve RUN TASK", DefineApprove},
       {"status", "A run's tasks and their states: corral status [RUN]", DefineStatus},
       {"runs", "The runs of this repository", DefineRuns},
       {"logs", "A task's captured output: corral logs RUN TASK", DefineLogs},

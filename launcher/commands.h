@@ -34,6 +34,7 @@ std::function<int()> DefineClean(CLI::App* app);
 std::function<int()> DefineRun(CLI::App* app);
 std::function<int()> DefineRuns(CLI::App* app);
 std::function<int()> DefineResume(CLI::App* app);
+std::function<int()> DefineApprove(CLI::App* app);
 std::function<int()> DefineStatus(CLI::App* app);
 std::function<int()> DefineLogs(CLI::App* app);
 std::function<int()> DefineReport(CLI::App* app);

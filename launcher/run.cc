@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -39,9 +40,15 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kExitConflicts = 3;
+constexpr int kExitAwaitingApproval = 4;
 constexpr int kExitTempFail = 75;  // EX_TEMPFAIL: the agent was rate limited
 constexpr int kPortRange = 100;
 constexpr int kPortFirst = 20000;
+
+std::string UserName() {
+  struct passwd* pw = getpwuid(geteuid());
+  return pw ? pw->pw_name : std::to_string(geteuid());
+}
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -131,7 +138,8 @@ class Runner {
     int tries;
     TryResult result;
   };
-  int Run(std::optional<int> jobs, std::map<size_t, Restored> restored = {});
+  int Run(std::optional<int> jobs, std::map<size_t, Restored> restored = {},
+          const std::set<size_t>& approved = {});
 
  private:
   TryResult Try(size_t t, int attempt);
@@ -358,9 +366,12 @@ void Runner::Stopper() {
   cv_.notify_all();
 }
 
-int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored) {
+int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored,
+                const std::set<size_t>& approved) {
   std::vector<SchedTask> sched_tasks;
-  for (const TaskConfig& c : tasks_) sched_tasks.push_back({c.task->id, c.deps, c.task->retries});
+  for (const TaskConfig& c : tasks_) {
+    sched_tasks.push_back({c.task->id, c.deps, c.task->retries, c.policy.requires_human_approval});
+  }
   SchedulerOptions options;
   options.jobs = jobs;
   Scheduler sched(sched_tasks, plan_.order, options);
@@ -369,6 +380,8 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored) {
     sched.Restore(t, r.state, r.tries);
     if (IsFinal(r.state)) last[t] = r.result;
   }
+  for (size_t t : approved) sched.Approve(t);
+  std::set<size_t> announced;  // tasks reported as awaiting approval
 
   std::thread stopper([this] { Stopper(); });
   std::map<size_t, std::thread> workers;
@@ -395,9 +408,20 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored) {
           cv_.notify_all();
         });
       }
+      for (size_t t = 0; t < tasks_.size(); ++t) {
+        if (sched.state(t) == TaskState::kAwaitingApproval && announced.insert(t).second) {
+          Event({{"type", "task-awaiting-approval"},
+                 {"task", tasks_[t].task->id},
+                 {"policy", tasks_[t].policy_ref}});
+          Say(tasks_[t].task->id + ": awaiting approval (corral approve " + run_ + " " +
+              tasks_[t].task->id + ", then corral resume " + run_ + ")");
+        }
+      }
     } else if (workers.empty()) {
       break;  // interrupted, and nothing runs any more
     }
+    // Starting may have left nothing to wait for (the last ready tasks await approval).
+    if (workers.empty() && sched.Done()) break;
     std::vector<std::pair<size_t, TryResult>> finished;
     {
       std::unique_lock lock(mu_);
@@ -461,7 +485,11 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored) {
     TaskState state = sched.state(t);
     std::string status = r ? r->status : "skipped";
     if (state == TaskState::kSkipped) status = "skipped";
-    any_failed |= state != TaskState::kSucceeded;
+    // A task held by an approval (its own or a dependency's) has not failed; resume runs it.
+    bool held = state == TaskState::kAwaitingApproval ||
+                (state == TaskState::kPending && sched.AwaitingApproval());
+    if (held) status = "awaiting-approval";
+    any_failed |= state != TaskState::kSucceeded && !held;
     json task = {{"id", tasks_[t].task->id},
                  {"status", status},
                  {"exit_code", r && r->exit_code ? json(*r->exit_code) : json(nullptr)},
@@ -474,10 +502,13 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored) {
                  {"output", r ? r->output : json(nullptr)},
                  {"policy", tasks_[t].policy_ref}};
     if (r && !r->output_error.empty()) task["output_error"] = r->output_error;
-    if (state == TaskState::kSkipped)
+    if (state == TaskState::kSkipped || state == TaskState::kAwaitingApproval) {
       task["reason"] = sched.reason(t);
-    else if (r && !r->message.empty())
+    } else if (held) {
+      task["reason"] = "a dependency awaits approval";
+    } else if (r && !r->message.empty()) {
       task["reason"] = r->message;
+    }
     if (r && !r->skipped.empty()) {
       json skipped = json::array();
       for (const auto& s : r->skipped) skipped.push_back({{"path", s.path}, {"reason", s.reason}});
@@ -501,10 +532,11 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored) {
   std::ofstream(dir_ + "/report.md") << md;
 
   bool conflicts = merge && !merge->conflicted.empty();
-  int status = stop_signal_           ? 128 + stop_signal_
-               : any_failed || !merge ? kExitTaskFailed
-               : conflicts            ? kExitConflicts
-                                      : kExitOk;
+  int status = stop_signal_               ? 128 + stop_signal_
+               : any_failed || !merge     ? kExitTaskFailed
+               : conflicts                ? kExitConflicts
+               : sched.AwaitingApproval() ? kExitAwaitingApproval
+                                          : kExitOk;
   Event({{"type", "run-end"},
          {"exit", status},
          {"merge", merge ? json(merge->commit) : json(nullptr)}});
@@ -547,11 +579,6 @@ std::expected<std::unique_ptr<Prepared>, std::string> Prepare(const std::string&
     auto pol = LoadPolicy(policy_path.string());
     if (!pol) return std::unexpected(pol.error());
     // The policy must be one this host can enforce, before anything is created.
-    if (pol->requires_human_approval) {
-      return std::unexpected(where + t.policy + ": requires_human_approval: approvals are not " +
-                             "supported by this version of corral run; refusing to run the task " +
-                             "without one");
-    }
     auto spec = SpecFromPolicy(*pol, fs::current_path().string(), t.run, HostEnv::FromEnviron());
     if (!spec) return std::unexpected(where + t.policy + ": " + spec.error());
     TaskConfig c{&t, *pol, pol->name + "@" + Sha256(ReadWhole(policy_path.string())), i, {}};
@@ -594,6 +621,11 @@ int RunPlan(const RunRequest& request) {
   auto prepared = Prepare(request.plan_path);
   if (!prepared) return Fail(prepared.error());
   Prepared& p = **prepared;
+  for (const std::string& id : request.approve) {
+    bool known = std::any_of(p.tasks.begin(), p.tasks.end(),
+                             [&](const TaskConfig& c) { return c.task->id == id; });
+    if (!known) return Fail("--approve: the plan has no task '" + id + "'");
+  }
   auto repo = worktree::Repository::Open(request.repo);
   if (!repo) return Fail("--repo " + request.repo + ": " + repo.error().message);
   auto base = repo->ResolveCommit(p.plan.base);
@@ -634,12 +666,54 @@ int RunPlan(const RunRequest& request) {
   else
     std::fprintf(stderr, "corral: run %s: %zu tasks from %s at %s\n", run_id.c_str(),
                  p.tasks.size(), p.plan.base.c_str(), base->substr(0, 12).c_str());
+  std::set<size_t> approved;
+  for (const std::string& id : request.approve) {
+    for (size_t i = 0; i < p.tasks.size(); ++i) {
+      if (p.tasks[i].task->id != id) continue;
+      approved.insert(i);
+      (void)log->Append({{"type", "approval"},
+                         {"task", id},
+                         {"by", UserName()},
+                         {"how", "--approve"},
+                         {"t", Iso8601(std::chrono::system_clock::now())}});
+    }
+  }
   BlockStopSignals();
   Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), *base, run_id, run_dir, *helper,
                 &*log, request.json);
-  int status = runner.Run(jobs);
+  int status = runner.Run(jobs, {}, approved);
   close(*lock);
   return status;
+}
+
+int ApproveTask(const std::string& repo_path, const std::string& run, const std::string& task) {
+  auto repo = worktree::Repository::Open(repo_path);
+  if (!repo) return Fail("--repo " + repo_path + ": " + repo.error().message);
+  if (std::string e = worktree::CheckId(run, "run id"); !e.empty()) return Fail(e);
+  std::string run_dir = repo->common_dir() + "/corral/runs/" + run;
+  auto events = EventLog::Read(run_dir + "/events.jsonl");
+  if (!events) return Fail(events.error());
+  bool awaiting = false;
+  for (const json& e : *events) {
+    if (e.value("task", "") != task) continue;
+    std::string type = e.value("type", "");
+    if (type == "task-awaiting-approval") awaiting = true;
+    if (type == "approval") awaiting = false;
+  }
+  if (!awaiting) return Fail("task '" + task + "' of run " + run + " does not await approval");
+  auto log = EventLog::Open(run_dir + "/events.jsonl");
+  if (!log) return Fail(log.error());
+  if (auto r = log->Append({{"type", "approval"},
+                            {"task", task},
+                            {"by", UserName()},
+                            {"how", "corral approve"},
+                            {"t", Iso8601(std::chrono::system_clock::now())}});
+      !r) {
+    return Fail(r.error());
+  }
+  std::fprintf(stderr, "corral: approved task '%s' of run %s; continue it with: corral resume %s\n",
+               task.c_str(), run.c_str(), run.c_str());
+  return kExitOk;
 }
 
 int ResumeRun(const ResumeRequest& request) {
@@ -654,7 +728,8 @@ int ResumeRun(const ResumeRequest& request) {
   }
   const json& start = events->front();
   for (const json& e : *events) {
-    if (e.value("type", "") == "run-end" && e.value("exit", 0) < 128) {
+    int exit = e.value("exit", 0);
+    if (e.value("type", "") == "run-end" && exit < 128 && exit != kExitAwaitingApproval) {
       return Fail("run " + request.run + " ended (exit " + std::to_string(e.value("exit", 0)) +
                   "); nothing to resume");
     }
@@ -675,10 +750,15 @@ int ResumeRun(const ResumeRequest& request) {
   std::map<std::string, size_t> index;
   for (size_t i = 0; i < p.tasks.size(); ++i) index[p.tasks[i].task->id] = i;
   std::map<size_t, Runner::Restored> restored;
+  std::set<size_t> approved;
   for (const json& e : *events) {
     std::string type = e.value("type", "");
     auto it = index.find(e.value("task", ""));
     if (it == index.end()) continue;
+    if (type == "approval") {
+      approved.insert(it->second);
+      continue;
+    }
     Runner::Restored& r =
         restored.try_emplace(it->second, Runner::Restored{TaskState::kPending, 0, {}})
             .first->second;
@@ -715,7 +795,7 @@ int ResumeRun(const ResumeRequest& request) {
   BlockStopSignals();
   Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), start.value("base", ""),
                 request.run, run_dir, *helper, &*log, request.json);
-  int status = runner.Run(jobs, restored);
+  int status = runner.Run(jobs, restored, approved);
   close(*lock);
   return status;
 }

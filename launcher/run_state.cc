@@ -61,6 +61,8 @@ std::expected<RunState, std::string> LoadRun(const std::string& repo, const std:
     } else if (type == "task-end") {
       s.status[e.value("task", "")] =
           e.value("state", "") == "succeeded" ? e.value("status", "") : e.value("state", "");
+    } else if (type == "task-awaiting-approval") {
+      s.status[e.value("task", "")] = "awaiting-approval";
     } else if (type == "run-end") {
       s.ended = true;
       s.exit = e.value("exit", -1);

@@ -27,12 +27,15 @@ const char* Name(TaskState s) {
       return "conflicted";
     case TaskState::kSkipped:
       return "skipped";
+    case TaskState::kAwaitingApproval:
+      return "awaiting-approval";
   }
   return "?";
 }
 
 bool IsFinal(TaskState s) {
-  return s != TaskState::kPending && s != TaskState::kRunning && s != TaskState::kBackoff;
+  return s != TaskState::kPending && s != TaskState::kRunning && s != TaskState::kBackoff &&
+         s != TaskState::kAwaitingApproval;
 }
 
 Scheduler::Scheduler(std::vector<SchedTask> tasks, std::vector<size_t> order,
@@ -75,6 +78,11 @@ std::vector<size_t> Scheduler::TakeStartable(Millis now) {
       return tasks_[d].state == TaskState::kSucceeded;
     });
     if (!deps_done) continue;
+    if (e.spec.needs_approval && !e.approved) {
+      e.state = TaskState::kAwaitingApproval;
+      e.reason = "its policy requires human approval";
+      continue;
+    }
     e.state = TaskState::kRunning;
     ++e.tries;
     ++running_;
@@ -130,6 +138,15 @@ void Scheduler::Finish(size_t task, const Outcome& outcome, Millis now) {
   SkipDependents();
 }
 
+void Scheduler::Approve(size_t task) {
+  Entry& e = tasks_[task];
+  e.approved = true;
+  if (e.state == TaskState::kAwaitingApproval) {
+    e.state = TaskState::kPending;
+    e.reason.clear();
+  }
+}
+
 void Scheduler::RateLimited(Millis now) { Decrease(now); }
 
 void Scheduler::Decrease(Millis now) {
@@ -183,7 +200,25 @@ std::optional<Millis> Scheduler::NextWake(Millis now) const {
 }
 
 bool Scheduler::Done() const {
-  return std::all_of(tasks_.begin(), tasks_.end(), [](const Entry& e) { return IsFinal(e.state); });
+  // A pending task whose dependencies all ended or wait can never start: with no task running or
+  // backing off, nothing else will happen.
+  bool active = std::any_of(tasks_.begin(), tasks_.end(), [](const Entry& e) {
+    return e.state == TaskState::kRunning || e.state == TaskState::kBackoff;
+  });
+  if (active) return false;
+  for (const Entry& e : tasks_) {
+    if (e.state != TaskState::kPending) continue;
+    bool startable = std::all_of(e.spec.deps.begin(), e.spec.deps.end(), [&](size_t d) {
+      return tasks_[d].state == TaskState::kSucceeded;
+    });
+    if (startable) return false;
+  }
+  return true;
+}
+
+bool Scheduler::AwaitingApproval() const {
+  return std::any_of(tasks_.begin(), tasks_.end(),
+                     [](const Entry& e) { return e.state == TaskState::kAwaitingApproval; });
 }
 
 }  // namespace corral::launcher

@@ -30,8 +30,9 @@ enum class TaskState {
   kSucceeded,
   kFailed,
   kTimedOut,
-  kConflicted,  // its dependencies' branches could not be merged
-  kSkipped,     // a dependency did not succeed
+  kConflicted,        // its dependencies' branches could not be merged
+  kSkipped,           // a dependency did not succeed
+  kAwaitingApproval,  // needs a person's yes (Approve); its dependents wait with it
 };
 
 const char* Name(TaskState s);
@@ -58,6 +59,7 @@ struct SchedTask {
   std::string id;            // for reasons ("dependency 'impl' failed")
   std::vector<size_t> deps;  // indices of the tasks it depends on
   int retries = 0;
+  bool needs_approval = false;  // waits as kAwaitingApproval until Approve
 };
 
 class Scheduler {
@@ -74,6 +76,9 @@ class Scheduler {
   // A running task ended.
   void Finish(size_t task, const Outcome& outcome, Millis now);
 
+  // A person approved the task: it may start once its dependencies succeeded.
+  void Approve(size_t task);
+
   // The egress proxy saw HTTP 429 from an allowed host.
   void RateLimited(Millis now);
 
@@ -81,7 +86,10 @@ class Scheduler {
   // already ended waits for a free slot, which only a Finish makes.)
   std::optional<Millis> NextWake(Millis now) const;
 
+  // Nothing runs or can start any more: every task ended, or waits for an approval (itself or a
+  // dependency).
   bool Done() const;
+  bool AwaitingApproval() const;
   size_t running() const { return running_; }
   // The current window: `jobs`, or the adaptive limit.
   int limit() const;
@@ -97,6 +105,7 @@ class Scheduler {
     TaskState state = TaskState::kPending;
     int tries = 0;
     int rate_limited = 0;
+    bool approved = false;
     Millis wake{0};
     std::string reason;
   };

@@ -145,12 +145,6 @@ TEST_F(RunTest, BadPlansCreateNothing) {
   EXPECT_EQ(missing.status, 2);
   EXPECT_EQ(missing.err, "corral: " + scratch_.path() + "/plan.toml:3:10: task 'a': policy: " +
                              scratch_.path() + "/nope.toml: No such file or directory\n");
-  WriteFile(scratch_.path() + "/approve.toml", "requires_human_approval = true\n");
-  Output approval = Run("[[task]]\nid = \"deploy\"\npolicy = \"approve.toml\"\nrun = [\"true\"]\n");
-  EXPECT_EQ(approval.status, 2);
-  EXPECT_EQ(approval.err, "corral: " + scratch_.path() + "/plan.toml:3:10: task 'deploy': approve.toml: "
-                          "requires_human_approval: approvals are not supported by this version of "
-                          "corral run; refusing to run the task without one\n");
   EXPECT_FALSE(fs::exists(repo_.path() + "/.git/corral/runs"));
   EXPECT_EQ(Git({"branch", "--list", "corral/*"}).out, "");
 }
@@ -255,6 +249,45 @@ TEST_F(RunTest, ResumeAfterKillNineKeepsFinishedWork) {
   Output again = RunCommand({CORRAL_BIN, "resume", run, "--repo", repo_.path()});
   EXPECT_EQ(again.status, 2);
   EXPECT_EQ(again.err, "corral: run " + run + " ended (exit 0); nothing to resume\n");
+}
+
+TEST_F(RunTest, ApprovalsHoldATaskUntilAPersonSaysYes) {
+  WriteFile(scratch_.path() + "/approve.toml",
+            "requires_human_approval = true\n[env]\npass = [\"PATH\"]\n");
+  std::string tasks = Task("build", "echo b > b.txt") +
+                      "[[task]]\nid = \"deploy\"\npolicy = \"approve.toml\"\n"
+                      "run = [\"sh\", \"-c\", \"echo deployed > d.txt\"]\ndepends_on = [\"build\"]\n\n" +
+                      Task("notify", "echo n > n.txt", "depends_on = [\"deploy\"]");
+  Output o = Run(tasks);
+  EXPECT_EQ(o.status, 4) << o.err;
+  json r = Report();
+  std::string run = r["run"];
+  EXPECT_EQ(Find(r, "build")["status"], "succeeded");
+  EXPECT_EQ(Find(r, "deploy")["status"], "awaiting-approval");
+  EXPECT_EQ(Find(r, "deploy")["reason"], "its policy requires human approval");
+  EXPECT_EQ(Find(r, "notify")["status"], "awaiting-approval");
+  EXPECT_EQ(Find(r, "deploy")["tries"], 0) << "it never started";
+  auto corral = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), CORRAL_BIN);
+    args.push_back("--repo");
+    args.push_back(repo_.path());
+    return RunCommand(args);
+  };
+  Output wrong = corral({"approve", run, "notify"});
+  EXPECT_EQ(wrong.status, 2);
+  EXPECT_EQ(wrong.err, "corral: task 'notify' of run " + run + " does not await approval\n");
+  EXPECT_EQ(corral({"approve", run, "deploy"}).status, 0);
+  EXPECT_NE(ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/events.jsonl").find("\"how\":\"corral approve\",\"t\""),
+            std::string::npos);
+  Output resumed = corral({"resume", run});
+  EXPECT_EQ(resumed.status, 0) << resumed.err;
+  r = Report();
+  for (const char* id : {"build", "deploy", "notify"}) EXPECT_EQ(Find(r, id)["status"], "succeeded") << id;
+  EXPECT_EQ(Git({"show", r["merge"]["branch"].get<std::string>() + ":d.txt"}).out, "deployed\n");
+  // Approved up front: the run goes through.
+  Output upfront = Run(tasks, {"--approve", "deploy"});
+  EXPECT_EQ(upfront.status, 0) << upfront.err;
+  EXPECT_EQ(Run(tasks, {"--approve", "nope"}).err, "corral: --approve: the plan has no task 'nope'\n");
 }
 
 }  // namespace

@@ -306,3 +306,34 @@ TEST(SchedulerTest, ResumeFromEveryPrefixGivesTheSameResult) {
 
 }  // namespace
 }  // namespace corral::launcher
+
+namespace corral::launcher {
+namespace {
+
+TEST(SchedulerTest, ApprovalHoldsATaskAndItsDependents) {
+  std::vector<SchedTask> tasks = {{"build", {}, 0}, {"deploy", {0}, 0, true}, {"notify", {1}, 0},
+                                  {"docs", {}, 0}};
+  Scheduler s(tasks, Iota(4), {});
+  Sim sim;
+  sim.script = [](size_t, int, Millis, size_t) { return Sim::Try{milliseconds(100), {}}; };
+  sim.Run(s);
+  EXPECT_TRUE(s.Done());
+  EXPECT_TRUE(s.AwaitingApproval());
+  EXPECT_EQ(s.state(0), TaskState::kSucceeded);
+  EXPECT_EQ(s.state(1), TaskState::kAwaitingApproval);
+  EXPECT_EQ(s.reason(1), "its policy requires human approval");
+  EXPECT_EQ(s.state(2), TaskState::kPending);
+  EXPECT_EQ(s.state(3), TaskState::kSucceeded);
+  EXPECT_EQ(sim.starts.count(1), 0u);
+  s.Approve(1);
+  EXPECT_FALSE(s.Done());
+  Sim rest;
+  rest.script = sim.script;
+  rest.Run(s);
+  EXPECT_EQ(s.state(1), TaskState::kSucceeded);
+  EXPECT_EQ(s.state(2), TaskState::kSucceeded);
+  EXPECT_FALSE(s.AwaitingApproval());
+}
+
+}  // namespace
+}  // namespace corral::launcher
