@@ -9,11 +9,6 @@
 namespace corral::launcher {
 namespace {
 
-int Bad(const std::string& message) {
-  std::fprintf(stderr, "corral: %s\n", message.c_str());
-  return kExitBadInput;
-}
-
 std::string ReadFile(const std::string& path, bool* ok) {
   std::ifstream in(path, std::ios::binary);
   *ok = static_cast<bool>(in);
@@ -38,7 +33,7 @@ std::function<int()> DefineRuns(CLI::App* app) {
   AddRepo(app, w.get());
   return [w] {
     auto runs = ListRuns(w->repo);
-    if (!runs) return Bad(runs.error());
+    if (!runs) return BadInput(runs.error());
     for (const std::string& id : *runs) {
       auto s = LoadRun(w->repo, id);
       if (!s) {
@@ -65,7 +60,7 @@ std::function<int()> DefineStatus(CLI::App* app) {
   AddRepo(app, w.get());
   return [w] {
     auto s = LoadRun(w->repo, w->run);
-    if (!s) return Bad(s.error());
+    if (!s) return BadInput(s.error());
     std::printf("run %s (%s)\n", s->id.c_str(),
                 s->ended ? ("ended, exit " + std::to_string(s->exit)).c_str() : "unfinished");
     for (const std::string& t : s->order)
@@ -81,11 +76,11 @@ std::function<int()> DefineLogs(CLI::App* app) {
   AddRepo(app, w.get());
   return [w] {
     auto s = LoadRun(w->repo, w->run);
-    if (!s) return Bad(s.error());
-    if (!s->status.count(w->task)) return Bad("run " + s->id + " has no task '" + w->task + "'");
+    if (!s) return BadInput(s.error());
+    if (!s->status.count(w->task)) return BadInput("run " + s->id + " has no task '" + w->task + "'");
     bool ok = false;
     std::string log = ReadFile(s->dir + "/logs/" + w->task + ".log", &ok);
-    if (!ok) return Bad("task '" + w->task + "' of run " + s->id + " has no log yet");
+    if (!ok) return BadInput("task '" + w->task + "' of run " + s->id + " has no log yet");
     std::fwrite(log.data(), 1, log.size(), stdout);
     return kExitOk;
   };
@@ -98,13 +93,13 @@ std::function<int()> DefineReport(CLI::App* app) {
   AddRepo(app, w.get());
   return [w] {
     if (w->format != "json" && w->format != "md") {
-      return Bad("--format: '" + w->format + "' is not json or md (html is not supported yet)");
+      return BadInput("--format: '" + w->format + "' is not json or md (html is not supported yet)");
     }
     auto s = LoadRun(w->repo, w->run);
-    if (!s) return Bad(s.error());
+    if (!s) return BadInput(s.error());
     bool ok = false;
     std::string text = ReadFile(s->dir + "/report." + w->format, &ok);
-    if (!ok) return Bad("run " + s->id + " has no report yet (it has not ended)");
+    if (!ok) return BadInput("run " + s->id + " has no report yet (it has not ended)");
     std::fwrite(text.data(), 1, text.size(), stdout);
     return kExitOk;
   };

@@ -21,14 +21,9 @@ struct MergeFlags {
   std::string repo = ".";
 };
 
-int Bad(const std::string& message) {
-  std::fprintf(stderr, "corral: %s\n", message.c_str());
-  return kExitBadInput;
-}
-
 int Merge(const MergeFlags& f) {
   auto s = LoadRun(f.repo, f.run);
-  if (!s) return Bad(s.error());
+  if (!s) return BadInput(s.error());
   std::vector<std::string> order = s->order;
   if (!f.order.empty()) {
     order.clear();
@@ -36,8 +31,8 @@ int Merge(const MergeFlags& f) {
     std::string id;
     std::set<std::string> seen;
     while (std::getline(ss, id, ',')) {
-      if (!s->status.count(id)) return Bad("--order: run " + s->id + " has no task '" + id + "'");
-      if (!seen.insert(id).second) return Bad("--order: '" + id + "' is listed twice");
+      if (!s->status.count(id)) return BadInput("--order: run " + s->id + " has no task '" + id + "'");
+      if (!seen.insert(id).second) return BadInput("--order: '" + id + "' is listed twice");
       order.push_back(id);
     }
   }
@@ -49,7 +44,7 @@ int Merge(const MergeFlags& f) {
     }
   }
   auto repo = worktree::Repository::Open(f.repo);
-  if (!repo) return Bad("--repo " + f.repo + ": " + repo.error().message);
+  if (!repo) return BadInput("--repo " + f.repo + ": " + repo.error().message);
   std::string into = f.into.empty() ? s->into : f.into;
   auto report = repo->Integrate(s->base, branches, into);
   if (!report) {

@@ -7,6 +7,11 @@
 
 namespace corral::launcher {
 
+int BadInput(const std::string& message) {
+  std::fprintf(stderr, "corral: %s\n", message.c_str());
+  return kExitBadInput;
+}
+
 std::span<const Command> Commands() {
   static const Command kCommands[] = {
       {"exec", "Run one command in a sandbox: corral exec [--policy FILE] [--cwd DIR] -- CMD ARGS...",

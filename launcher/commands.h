@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <span>
+#include <string>
 
 #include <CLI/CLI.hpp>
 
@@ -14,6 +15,9 @@ inline constexpr int kExitTaskFailed = 1;
 inline constexpr int kExitBadInput = 2;
 // `corral exec` when the sandbox could not be set up.
 inline constexpr int kExitSandboxSetup = 125;
+
+// Prints "corral: MESSAGE" on stderr and returns kExitBadInput.
+int BadInput(const std::string& message);
 
 struct Command {
   const char* name;

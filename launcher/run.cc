@@ -610,38 +610,33 @@ void BlockStopSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
-int Fail(const std::string& message) {
-  std::fprintf(stderr, "corral: %s\n", message.c_str());
-  return kExitBadInput;
-}
-
 }  // namespace
 
 int RunPlan(const RunRequest& request) {
   auto prepared = Prepare(request.plan_path);
-  if (!prepared) return Fail(prepared.error());
+  if (!prepared) return BadInput(prepared.error());
   Prepared& p = **prepared;
   for (const std::string& id : request.approve) {
     bool known = std::any_of(p.tasks.begin(), p.tasks.end(),
                              [&](const TaskConfig& c) { return c.task->id == id; });
-    if (!known) return Fail("--approve: the plan has no task '" + id + "'");
+    if (!known) return BadInput("--approve: the plan has no task '" + id + "'");
   }
   auto repo = worktree::Repository::Open(request.repo);
-  if (!repo) return Fail("--repo " + request.repo + ": " + repo.error().message);
+  if (!repo) return BadInput("--repo " + request.repo + ": " + repo.error().message);
   auto base = repo->ResolveCommit(p.plan.base);
-  if (!base) return Fail(request.plan_path + ": run.base: " + base.error().message);
+  if (!base) return BadInput(request.plan_path + ": run.base: " + base.error().message);
   auto helper = HelperPath();
-  if (!helper) return Fail(helper.error());
+  if (!helper) return BadInput(helper.error());
 
   std::string run_id = NewRunId();
   std::string run_dir = repo->common_dir() + "/corral/runs/" + run_id;
   std::error_code ec;
   fs::create_directories(run_dir + "/logs", ec);
-  if (ec) return Fail("create " + run_dir + ": " + ec.message());
+  if (ec) return BadInput("create " + run_dir + ": " + ec.message());
   auto lock = LockRun(run_dir);
-  if (!lock) return Fail(lock.error());
+  if (!lock) return BadInput(lock.error());
   auto log = EventLog::Create(run_dir + "/events.jsonl", run_id);
-  if (!log) return Fail(log.error());
+  if (!log) return BadInput(log.error());
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   std::optional<int> jobs = request.jobs_auto ? std::nullopt
@@ -660,7 +655,7 @@ int RunPlan(const RunRequest& request) {
                 {"jobs", jobs ? json(*jobs) : json("auto")},
                 {"into", p.plan.into.empty() ? "corral/" + run_id + "/merged" : p.plan.into},
                 {"order", order}};
-  if (auto r = log->Append(start); !r) return Fail(r.error());
+  if (auto r = log->Append(start); !r) return BadInput(r.error());
   if (request.json)
     std::printf("%s\n", start.dump().c_str());
   else
@@ -688,11 +683,11 @@ int RunPlan(const RunRequest& request) {
 
 int ApproveTask(const std::string& repo_path, const std::string& run, const std::string& task) {
   auto repo = worktree::Repository::Open(repo_path);
-  if (!repo) return Fail("--repo " + repo_path + ": " + repo.error().message);
-  if (std::string e = worktree::CheckId(run, "run id"); !e.empty()) return Fail(e);
+  if (!repo) return BadInput("--repo " + repo_path + ": " + repo.error().message);
+  if (std::string e = worktree::CheckId(run, "run id"); !e.empty()) return BadInput(e);
   std::string run_dir = repo->common_dir() + "/corral/runs/" + run;
   auto events = EventLog::Read(run_dir + "/events.jsonl");
-  if (!events) return Fail(events.error());
+  if (!events) return BadInput(events.error());
   bool awaiting = false;
   for (const json& e : *events) {
     if (e.value("task", "") != task) continue;
@@ -700,16 +695,16 @@ int ApproveTask(const std::string& repo_path, const std::string& run, const std:
     if (type == "task-awaiting-approval") awaiting = true;
     if (type == "approval") awaiting = false;
   }
-  if (!awaiting) return Fail("task '" + task + "' of run " + run + " does not await approval");
+  if (!awaiting) return BadInput("task '" + task + "' of run " + run + " does not await approval");
   auto log = EventLog::Open(run_dir + "/events.jsonl");
-  if (!log) return Fail(log.error());
+  if (!log) return BadInput(log.error());
   if (auto r = log->Append({{"type", "approval"},
                             {"task", task},
                             {"by", UserName()},
                             {"how", "corral approve"},
                             {"t", Iso8601(std::chrono::system_clock::now())}});
       !r) {
-    return Fail(r.error());
+    return BadInput(r.error());
   }
   std::fprintf(stderr, "corral: approved task '%s' of run %s; continue it with: corral resume %s\n",
                task.c_str(), run.c_str(), run.c_str());
@@ -718,33 +713,33 @@ int ApproveTask(const std::string& repo_path, const std::string& run, const std:
 
 int ResumeRun(const ResumeRequest& request) {
   auto repo = worktree::Repository::Open(request.repo);
-  if (!repo) return Fail("--repo " + request.repo + ": " + repo.error().message);
-  if (std::string e = worktree::CheckId(request.run, "run id"); !e.empty()) return Fail(e);
+  if (!repo) return BadInput("--repo " + request.repo + ": " + repo.error().message);
+  if (std::string e = worktree::CheckId(request.run, "run id"); !e.empty()) return BadInput(e);
   std::string run_dir = repo->common_dir() + "/corral/runs/" + request.run;
   auto events = EventLog::Read(run_dir + "/events.jsonl");
-  if (!events) return Fail(events.error());
+  if (!events) return BadInput(events.error());
   if (events->empty() || events->front().value("type", "") != "run-start") {
-    return Fail(run_dir + "/events.jsonl: no run-start record");
+    return BadInput(run_dir + "/events.jsonl: no run-start record");
   }
   const json& start = events->front();
   for (const json& e : *events) {
     int exit = e.value("exit", 0);
     if (e.value("type", "") == "run-end" && exit < 128 && exit != kExitAwaitingApproval) {
-      return Fail("run " + request.run + " ended (exit " + std::to_string(e.value("exit", 0)) +
+      return BadInput("run " + request.run + " ended (exit " + std::to_string(e.value("exit", 0)) +
                   "); nothing to resume");
     }
   }
   std::string plan_path = start.value("plan", "");
   auto prepared = Prepare(plan_path);
-  if (!prepared) return Fail(prepared.error());
+  if (!prepared) return BadInput(prepared.error());
   Prepared& p = **prepared;
   if (Sha256(p.text) != start.value("plan_sha256", "")) {
-    return Fail(plan_path + ": the plan changed since run " + request.run + " started");
+    return BadInput(plan_path + ": the plan changed since run " + request.run + " started");
   }
   auto helper = HelperPath();
-  if (!helper) return Fail(helper.error());
+  if (!helper) return BadInput(helper.error());
   auto lock = LockRun(run_dir);
-  if (!lock) return Fail(lock.error());
+  if (!lock) return BadInput(lock.error());
 
   // Replay: tasks that ended keep their results; the others start again, from a clean reset.
   std::map<std::string, size_t> index;
@@ -782,7 +777,7 @@ int ResumeRun(const ResumeRequest& request) {
     }
   }
   auto log = EventLog::Open(run_dir + "/events.jsonl");
-  if (!log) return Fail(log.error());
+  if (!log) return BadInput(log.error());
   std::optional<int> jobs;
   if (start.contains("jobs") && start["jobs"].is_number_integer()) jobs = start["jobs"].get<int>();
   (void)log->Append({{"type", "run-resume"}, {"t", Iso8601(std::chrono::system_clock::now())}});
