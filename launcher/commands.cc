@@ -27,6 +27,8 @@ std::span<const Command> Commands() {
       {"report", "A run's report: corral report [RUN|latest] [--format json|md]", DefineReport},
       {"merge", "Redo a run's integration merge: corral merge RUN [--into B] [--order t1,t2]",
        DefineMerge},
+      {"audit", "Check or show a run's audit log: corral audit verify [RUN] | show RUN",
+       DefineAudit},
       {"policy", "Validate policies: corral policy check FILE...", DefinePolicy},
       {"clean",
        "Remove task worktrees and branches whose work is kept elsewhere: corral clean RUN|--all",

@@ -43,5 +43,6 @@ std::function<int()> DefineStatus(CLI::App* app);
 std::function<int()> DefineLogs(CLI::App* app);
 std::function<int()> DefineReport(CLI::App* app);
 std::function<int()> DefineMerge(CLI::App* app);
+std::function<int()> DefineAudit(CLI::App* app);
 
 }  // namespace corral::launcher

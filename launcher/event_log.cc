@@ -7,6 +7,8 @@
 #include <fstream>
 #include <mutex>
 
+#include "launcher/audit.h"
+
 namespace corral::launcher {
 namespace {
 
@@ -14,49 +16,124 @@ std::mutex g_append;
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
 
+std::string ReadAll(const std::string& path, bool* ok) {
+  std::ifstream in(path, std::ios::binary);
+  *ok = static_cast<bool>(in);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The record without the chain's own keys, which only the log writes.
+std::string RecordJson(const nlohmann::json& record) {
+  nlohmann::json copy = record;
+  for (const char* k : {"seq", "prev", "hash"}) copy.erase(k);
+  return copy.dump();
+}
+
 }  // namespace
 
+EventLog::EventLog(EventLog&& o) noexcept
+    : fd_(o.fd_),
+      path_(std::move(o.path_)),
+      run_(std::move(o.run_)),
+      key_(o.key_),
+      chained_(o.chained_),
+      seq_(o.seq_),
+      prev_(std::move(o.prev_)) {
+  o.fd_ = -1;
+}
+
 std::expected<EventLog, std::string> EventLog::Create(const std::string& path,
-                                                      const std::string& run) {
+                                                      const std::string& run,
+                                                      const SigningKey* key) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return std::unexpected(Errno("create " + path));
   EventLog log(fd, path);
-  auto r = log.Append({{"corral_events", kEventLogVersion}, {"run", run}});
-  if (!r) return std::unexpected(r.error());
+  log.run_ = run;
+  log.key_ = key;
+  log.prev_ = GenesisHash(run);
+  nlohmann::json first = {{"corral_events", kEventLogVersion}, {"run", run}};
+  if (key) first["key"] = key->public_hex();
+  if (auto r = log.Append(first); !r) return std::unexpected(r.error());
   return log;
 }
 
-std::expected<EventLog, std::string> EventLog::Open(const std::string& path) {
+std::expected<EventLog, std::string> EventLog::Open(const std::string& path,
+                                                    const SigningKey* key) {
   if (auto records = Read(path); !records) return std::unexpected(records.error());
-  std::ifstream in(path, std::ios::binary);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  bool ok = false;
+  std::string all = ReadAll(path, &ok);
   size_t keep = all.rfind('\n');
   keep = keep == std::string::npos ? 0 : keep + 1;
   if (keep != all.size() && truncate(path.c_str(), static_cast<off_t>(keep)) != 0) {
     return std::unexpected(Errno("cut the torn last line of " + path));
   }
+  all.resize(keep);
+  nlohmann::json first = nlohmann::json::parse(all.substr(0, all.find('\n')));
+  size_t last_start = all.rfind('\n', keep - 2);
+  last_start = last_start == std::string::npos ? 0 : last_start + 1;
+  nlohmann::json last = nlohmann::json::parse(all.substr(last_start, keep - 1 - last_start));
+
   int fd = open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd < 0) return std::unexpected(Errno("open " + path));
-  return EventLog(fd, path);
+  EventLog log(fd, path);
+  log.key_ = key;
+  log.run_ = first.value("run", "");
+  log.chained_ = first.value("corral_events", 0) >= 2;
+  if (log.chained_) {
+    if (!last.contains("seq") || !last["seq"].is_number_unsigned() ||
+        FromHex(last.value("hash", "")).size() != 32) {
+      return std::unexpected(path +
+                             ": the last record has no seq or hash; run corral audit verify");
+    }
+    log.seq_ = last["seq"].get<uint64_t>() + 1;
+    log.prev_ = FromHex(last.value("hash", ""));
+  }
+  return log;
 }
 
 EventLog::~EventLog() {
   if (fd_ >= 0) close(fd_);
 }
 
-std::expected<void, std::string> EventLog::Append(const nlohmann::json& record) {
-  std::string line = record.dump() + "\n";
-  std::lock_guard lock(g_append);
+std::expected<void, std::string> EventLog::Write(const std::string& line) {
   ssize_t n = write(fd_, line.data(), line.size());
   if (n != static_cast<ssize_t>(line.size())) return std::unexpected(Errno("append to " + path_));
   if (fdatasync(fd_) != 0) return std::unexpected(Errno("sync " + path_));
   return {};
 }
 
+std::expected<void, std::string> EventLog::AppendLocked(const std::string& record_json) {
+  std::string hash;
+  std::string line = ChainLine(seq_, prev_, record_json, &hash);
+  if (auto r = Write(line); !r) return r;
+  ++seq_;
+  prev_ = std::move(hash);
+  return {};
+}
+
+std::expected<void, std::string> EventLog::Append(const nlohmann::json& record) {
+  std::lock_guard lock(g_append);
+  if (!chained_) return Write(record.dump() + "\n");
+  return AppendLocked(RecordJson(record));
+}
+
+std::expected<void, std::string> EventLog::AppendSigned(const nlohmann::json& record,
+                                                        const std::string& at) {
+  std::lock_guard lock(g_append);
+  if (!chained_) return Write(record.dump() + "\n");
+  if (auto r = AppendLocked(RecordJson(record)); !r) return r;
+  if (!key_) return {};
+  std::string sig = key_->Sign(CheckpointMessage(run_, seq_, ToHex(prev_)));
+  if (sig.empty()) return std::unexpected("could not sign a checkpoint of " + path_);
+  nlohmann::json checkpoint = {
+      {"type", "checkpoint"}, {"key", key_->public_hex()}, {"sig", sig}, {"t", at}};
+  return AppendLocked(checkpoint.dump());
+}
+
 std::expected<std::vector<nlohmann::json>, std::string> EventLog::Read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::unexpected(Errno(path));
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  bool ok = false;
+  std::string all = ReadAll(path, &ok);
+  if (!ok) return std::unexpected(Errno(path));
   std::vector<nlohmann::json> records;
   size_t start = 0;
   int line_no = 0;
@@ -69,8 +146,9 @@ std::expected<std::vector<nlohmann::json>, std::string> EventLog::Read(const std
       return std::unexpected(path + ":" + std::to_string(line_no) + ": not a JSON object");
     }
     if (line_no == 1) {
-      if (j.value("corral_events", 0) != kEventLogVersion) {
-        return std::unexpected(path + ":1: not a corral event log of version " +
+      int version = j.value("corral_events", 0);
+      if (version < 1 || version > kEventLogVersion) {
+        return std::unexpected(path + ":1: not a corral event log of version 1 to " +
                                std::to_string(kEventLogVersion));
       }
     } else {

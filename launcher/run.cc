@@ -1,7 +1,6 @@
 #include "launcher/run.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -23,6 +22,7 @@
 #include <thread>
 
 #include "launcher/commands.h"
+#include "launcher/crypto.h"
 #include "launcher/event_log.h"
 #include "launcher/policy_file.h"
 #include "launcher/scheduler.h"
@@ -57,19 +57,6 @@ std::string ReadWhole(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-std::string Sha256(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
 }
 
 std::string Iso8601(std::chrono::system_clock::time_point t) {
@@ -144,7 +131,8 @@ class Runner {
  private:
   TryResult Try(size_t t, int attempt);
   std::expected<std::string, TryResult> StartCommit(size_t t, worktree::Repository& repo);
-  void Event(json record);
+  // Records an event; `sign` adds a signed checkpoint of the audit log behind it.
+  void Event(json record, bool sign = false);
   void Say(const std::string& line);
   void Stopper();
 
@@ -164,9 +152,10 @@ class Runner {
   int stop_signal_ = 0;
 };
 
-void Runner::Event(json record) {
+void Runner::Event(json record, bool sign) {
   record["t"] = Iso8601(std::chrono::system_clock::now());
-  if (auto r = log_->Append(record); !r) std::fprintf(stderr, "corral: %s\n", r.error().c_str());
+  auto r = sign ? log_->AppendSigned(record, record["t"]) : log_->Append(record);
+  if (!r) std::fprintf(stderr, "corral: %s\n", r.error().c_str());
   if (json_) {
     std::lock_guard lock(mu_);
     std::printf("%s\n", record.dump().c_str());
@@ -445,7 +434,7 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored,
                     {"files_changed", r.files_changed}};
       if (r.exit_code) event["exit_code"] = *r.exit_code;
       if (!r.message.empty()) event["message"] = r.message;
-      Event(event);
+      Event(event, /*sign=*/true);
       std::string line = tasks_[t].task->id + ": " + Name(state);
       if (!r.message.empty()) line += " (" + r.message + ")";
       if (state == TaskState::kSucceeded) {
@@ -537,9 +526,16 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored,
                : conflicts                ? kExitConflicts
                : sched.AwaitingApproval() ? kExitAwaitingApproval
                                           : kExitOk;
+  if (merge) {
+    json m = {{"type", "merge"}, {"into", into}, {"commit", merge->commit}};
+    m["merged"] = merge->merged;
+    m["conflicted"] = merge->conflicted;
+    Event(m);
+  }
   Event({{"type", "run-end"},
          {"exit", status},
-         {"merge", merge ? json(merge->commit) : json(nullptr)}});
+         {"merge", merge ? json(merge->commit) : json(nullptr)}},
+        /*sign=*/true);
   if (!json_) {
     std::string summary = status == 0 ? "every task merged into " + into : "see the report";
     std::fprintf(stderr, "corral: run %s: %s; report: %s/report.md\n", run_.c_str(),
@@ -581,7 +577,7 @@ std::expected<std::unique_ptr<Prepared>, std::string> Prepare(const std::string&
     // The policy must be one this host can enforce, before anything is created.
     auto spec = SpecFromPolicy(*pol, fs::current_path().string(), t.run, HostEnv::FromEnviron());
     if (!spec) return std::unexpected(where + t.policy + ": " + spec.error());
-    TaskConfig c{&t, *pol, pol->name + "@" + Sha256(ReadWhole(policy_path.string())), i, {}};
+    TaskConfig c{&t, *pol, pol->name + "@" + Sha256Hex(ReadWhole(policy_path.string())), i, {}};
     for (const std::string& d : t.depends_on) c.deps.push_back(index[d]);
     p->tasks.push_back(std::move(c));
   }
@@ -627,6 +623,8 @@ int RunPlan(const RunRequest& request) {
   if (!base) return BadInput(request.plan_path + ": run.base: " + base.error().message);
   auto helper = HelperPath();
   if (!helper) return BadInput(helper.error());
+  auto key = SigningKey::LoadOrCreate(SigningKey::DefaultPath());
+  if (!key) return BadInput(key.error());
 
   std::string run_id = NewRunId();
   std::string run_dir = repo->common_dir() + "/corral/runs/" + run_id;
@@ -635,7 +633,7 @@ int RunPlan(const RunRequest& request) {
   if (ec) return BadInput("create " + run_dir + ": " + ec.message());
   auto lock = LockRun(run_dir);
   if (!lock) return BadInput(lock.error());
-  auto log = EventLog::Create(run_dir + "/events.jsonl", run_id);
+  auto log = EventLog::Create(run_dir + "/events.jsonl", run_id, &*key);
   if (!log) return BadInput(log.error());
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
@@ -647,11 +645,12 @@ int RunPlan(const RunRequest& request) {
   json start = {{"type", "run-start"},
                 {"t", Iso8601(std::chrono::system_clock::now())},
                 {"plan", fs::absolute(request.plan_path).string()},
-                {"plan_sha256", Sha256(p.text)},
+                {"plan_sha256", Sha256Hex(p.text)},
                 {"base", *base},
                 {"corral", kVersion},
                 {"host", host},
                 {"uid", geteuid()},
+                {"user", UserName()},
                 {"jobs", jobs ? json(*jobs) : json("auto")},
                 {"into", p.plan.into.empty() ? "corral/" + run_id + "/merged" : p.plan.into},
                 {"order", order}};
@@ -666,11 +665,10 @@ int RunPlan(const RunRequest& request) {
     for (size_t i = 0; i < p.tasks.size(); ++i) {
       if (p.tasks[i].task->id != id) continue;
       approved.insert(i);
-      (void)log->Append({{"type", "approval"},
-                         {"task", id},
-                         {"by", UserName()},
-                         {"how", "--approve"},
-                         {"t", Iso8601(std::chrono::system_clock::now())}});
+      std::string now = Iso8601(std::chrono::system_clock::now());
+      (void)log->AppendSigned(
+          {{"type", "approval"}, {"task", id}, {"by", UserName()}, {"how", "--approve"}, {"t", now}},
+          now);
     }
   }
   BlockStopSignals();
@@ -696,13 +694,17 @@ int ApproveTask(const std::string& repo_path, const std::string& run, const std:
     if (type == "approval") awaiting = false;
   }
   if (!awaiting) return BadInput("task '" + task + "' of run " + run + " does not await approval");
-  auto log = EventLog::Open(run_dir + "/events.jsonl");
+  auto key = SigningKey::LoadOrCreate(SigningKey::DefaultPath());
+  if (!key) return BadInput(key.error());
+  auto log = EventLog::Open(run_dir + "/events.jsonl", &*key);
   if (!log) return BadInput(log.error());
-  if (auto r = log->Append({{"type", "approval"},
-                            {"task", task},
-                            {"by", UserName()},
-                            {"how", "corral approve"},
-                            {"t", Iso8601(std::chrono::system_clock::now())}});
+  std::string now = Iso8601(std::chrono::system_clock::now());
+  if (auto r = log->AppendSigned({{"type", "approval"},
+                                  {"task", task},
+                                  {"by", UserName()},
+                                  {"how", "corral approve"},
+                                  {"t", now}},
+                                 now);
       !r) {
     return BadInput(r.error());
   }
@@ -733,11 +735,13 @@ int ResumeRun(const ResumeRequest& request) {
   auto prepared = Prepare(plan_path);
   if (!prepared) return BadInput(prepared.error());
   Prepared& p = **prepared;
-  if (Sha256(p.text) != start.value("plan_sha256", "")) {
+  if (Sha256Hex(p.text) != start.value("plan_sha256", "")) {
     return BadInput(plan_path + ": the plan changed since run " + request.run + " started");
   }
   auto helper = HelperPath();
   if (!helper) return BadInput(helper.error());
+  auto key = SigningKey::LoadOrCreate(SigningKey::DefaultPath());
+  if (!key) return BadInput(key.error());
   auto lock = LockRun(run_dir);
   if (!lock) return BadInput(lock.error());
 
@@ -776,7 +780,7 @@ int ResumeRun(const ResumeRequest& request) {
       if (r.result.output.is_discarded()) r.result.output = nullptr;
     }
   }
-  auto log = EventLog::Open(run_dir + "/events.jsonl");
+  auto log = EventLog::Open(run_dir + "/events.jsonl", &*key);
   if (!log) return BadInput(log.error());
   std::optional<int> jobs;
   if (start.contains("jobs") && start["jobs"].is_number_integer()) jobs = start["jobs"].get<int>();

@@ -32,28 +32,34 @@ std::expected<std::vector<std::string>, std::string> ListRuns(const std::string&
   return runs;
 }
 
-std::expected<RunState, std::string> LoadRun(const std::string& repo, const std::string& run) {
+std::expected<std::string, std::string> RunDir(const std::string& repo, const std::string& run) {
   auto dir = RunsDir(repo);
   if (!dir) return std::unexpected(dir.error());
-  std::string id = run;
   if (run == "latest") {
     auto runs = ListRuns(repo);
     if (!runs) return std::unexpected(runs.error());
     if (runs->empty()) return std::unexpected("no runs in " + *dir);
-    id = runs->back();
-  } else if (!worktree::CheckId(run, "run id").empty() || !fs::exists(*dir + "/" + run)) {
+    return *dir + "/" + runs->back();
+  }
+  if (!worktree::CheckId(run, "run id").empty() || !fs::exists(*dir + "/" + run)) {
     return std::unexpected("no run '" + run + "' in " + *dir);
   }
+  return *dir + "/" + run;
+}
+
+std::expected<RunState, std::string> LoadRun(const std::string& repo, const std::string& run) {
+  auto dir = RunDir(repo, run);
+  if (!dir) return std::unexpected(dir.error());
   RunState s;
-  s.id = id;
-  s.dir = *dir + "/" + id;
+  s.dir = *dir;
+  s.id = fs::path(*dir).filename().string();
   auto events = EventLog::Read(s.dir + "/events.jsonl");
   if (!events) return std::unexpected(events.error());
   for (const nlohmann::json& e : *events) {
     std::string type = e.value("type", "");
     if (type == "run-start") {
       s.base = e.value("base", "");
-      s.into = e.value("into", "corral/" + id + "/merged");
+      s.into = e.value("into", "corral/" + s.id + "/merged");
       s.order = e.value("order", std::vector<std::string>{});
       for (const std::string& t : s.order) s.status[t] = "pending";
     } else if (type == "task-start") {

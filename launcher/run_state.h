@@ -24,6 +24,9 @@ struct RunState {
 // The runs of the repository at `repo`, oldest first.
 std::expected<std::vector<std::string>, std::string> ListRuns(const std::string& repo);
 
+// The folder of a run ("latest" for the newest), without reading its log.
+std::expected<std::string, std::string> RunDir(const std::string& repo, const std::string& run);
+
 // Loads a run ("latest" for the newest) by replaying its events.jsonl.
 std::expected<RunState, std::string> LoadRun(const std::string& repo, const std::string& run);
 

@@ -20,6 +20,7 @@ using nlohmann::json;
 class RunTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    setenv("CORRAL_AUDIT_KEY", (scratch_.path() + "/keys/audit.pem").c_str(), 1);
     Git({"init", "-q", "-b", "main"});
     Git({"config", "user.name", "Test"});
     Git({"config", "user.email", "t@example.com"});
@@ -246,6 +247,9 @@ TEST_F(RunTest, ResumeAfterKillNineKeepsFinishedWork) {
   EXPECT_EQ(Find(r, "slow")["tries"], 2);
   EXPECT_EQ(Git({"show", r["merge"]["branch"].get<std::string>() + ":both.txt"}).out, "s\nf\n");
 
+  Output audit = RunCommand({CORRAL_BIN, "audit", "verify", run, "--repo", repo_.path()});
+  EXPECT_EQ(audit.status, 0) << audit.out << audit.err << "the crash and the resume keep the chain";
+
   Output again = RunCommand({CORRAL_BIN, "resume", run, "--repo", repo_.path()});
   EXPECT_EQ(again.status, 2);
   EXPECT_EQ(again.err, "corral: run " + run + " ended (exit 0); nothing to resume\n");
@@ -284,10 +288,66 @@ TEST_F(RunTest, ApprovalsHoldATaskUntilAPersonSaysYes) {
   r = Report();
   for (const char* id : {"build", "deploy", "notify"}) EXPECT_EQ(Find(r, id)["status"], "succeeded") << id;
   EXPECT_EQ(Git({"show", r["merge"]["branch"].get<std::string>() + ":d.txt"}).out, "deployed\n");
+  Output audit = corral({"audit", "show", run, "--task", "deploy"});
+  EXPECT_NE(audit.out.find("approved by "), std::string::npos) << audit.out;
+  EXPECT_NE(audit.out.find("(corral approve)"), std::string::npos) << audit.out;
+  EXPECT_EQ(corral({"audit", "verify", run}).status, 0);
   // Approved up front: the run goes through.
   Output upfront = Run(tasks, {"--approve", "deploy"});
   EXPECT_EQ(upfront.status, 0) << upfront.err;
   EXPECT_EQ(Run(tasks, {"--approve", "nope"}).err, "corral: --approve: the plan has no task 'nope'\n");
+}
+
+TEST_F(RunTest, AuditLogVerifiesAndTamperingIsNamed) {
+  Output o = Run(Task("a", "echo a > a.txt") + Task("b", "echo b > b.txt", "depends_on = [\"a\"]"));
+  ASSERT_EQ(o.status, 0) << o.err;
+  std::string run = Report()["run"];
+  std::string log = repo_.path() + "/.git/corral/runs/" + run + "/events.jsonl";
+  auto corral = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), CORRAL_BIN);
+    args.push_back("--repo");
+    args.push_back(repo_.path());
+    return RunCommand(args);
+  };
+  Output verify = corral({"audit", "verify", "--json"});
+  ASSERT_EQ(verify.status, 0) << verify.out << verify.err;
+  json v = json::parse(verify.out);
+  EXPECT_EQ(v["intact"], true);
+  EXPECT_EQ(v["run"], run);
+  EXPECT_EQ(v["checkpoints"], 3) << "one per task end and one at the run end";
+  EXPECT_EQ(v["unsigned_tail"], 0);
+  std::string head = v["head"];
+  EXPECT_EQ(corral({"audit", "verify", run, "--expect-head", head}).status, 0);
+  Output text = corral({"audit", "verify", run});
+  EXPECT_NE(text.out.find(": intact: 11 records, 3 signed checkpoints, head " + head),
+            std::string::npos) << text.out;
+
+  Output show = corral({"audit", "show", run});
+  EXPECT_EQ(show.status, 0);
+  for (const char* what : {"run started by ", "try 1 started under default@", "ended: succeeded, exit 0",
+                           "changed a.txt", "merged a, b into corral/", "run ended, exit 0"}) {
+    EXPECT_NE(show.out.find(what), std::string::npos) << what << "\n" << show.out;
+  }
+  Output only_b = corral({"audit", "show", run, "--task", "b", "--json"});
+  size_t lines = 0;
+  for (size_t at = 0; (at = only_b.out.find('\n', at)) != std::string::npos; ++at) ++lines;
+  EXPECT_EQ(lines, 2u) << only_b.out;
+  EXPECT_EQ(json::parse(only_b.out.substr(0, only_b.out.find('\n')))["task"], "b");
+
+  // One changed byte: the first bad record is named, with its line.
+  std::string text_log = ReadFile(log);
+  size_t at = text_log.find("a.txt");
+  text_log[at] = 'z';
+  WriteFile(log, text_log);
+  Output bad = corral({"audit", "verify", run});
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_NE(bad.err.find("NOT intact: " + log + ":"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find(": body changed: its bytes do not match its hash"), std::string::npos) << bad.err;
+  // A log made with another key than the one trusted.
+  Output other = corral({"audit", "verify", run, "--key", std::string(64, 'a')});
+  EXPECT_EQ(other.status, 1);
+  EXPECT_NE(other.err.find(":1: bad signature: the log is signed by key "), std::string::npos) << other.err;
+  EXPECT_EQ(corral({"audit", "verify", "nope"}).status, 2);
 }
 
 }  // namespace
