@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstdlib>
 
+#include "launcher/crypto.h"
 #include "policy/seccomp_plan.h"
 
 extern char** environ;
@@ -83,8 +84,9 @@ std::expected<sandbox::Spec, std::string> SpecFromPolicy(const policy::Policy& p
         "have yet; use \"none\" or \"host\"");
   }
   if (!policy.secrets.inject.empty()) {
-    return std::unexpected("secrets.inject: needs the egress proxy, which this version of corral "
-                           "does not have yet; use secrets.env");
+    return std::unexpected(
+        "secrets.inject: needs the egress proxy, which this version of corral "
+        "does not have yet; use secrets.env");
   }
   sandbox::Spec spec;
   spec.argv = argv;
@@ -155,6 +157,8 @@ std::expected<sandbox::Spec, std::string> SpecFromPolicy(const policy::Policy& p
   spec.limits.open_files = l.open_files;
   if (l.memory && *l.memory < spec.limits.tmp_size) spec.limits.tmp_size = *l.memory;
   spec.syscalls = SyscallRules(policy);
+  // The key that signs the audit logs never shows inside a sandbox, whatever the policy binds.
+  if (std::string key = SigningKey::DefaultPath(); Exists(key)) spec.hide.push_back(RealPath(key));
   return spec;
 }
 

@@ -61,8 +61,9 @@ Expected<std::vector<ProtectStep>> PlanProtect(const Spec& spec, const std::stri
       if (lstat(full.c_str(), &st) != 0) {
         if (errno != ENOENT || !create) return ErrnoError("protect " + p.path + ": " + relative);
         bool dir = !leaf || p.directory;
-        int r = dir ? mkdir(full.c_str(), 0755)
-                    : open(full.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        int r =
+            dir ? mkdir(full.c_str(), 0755)
+                : open(full.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (r < 0) return ErrnoError("protect " + p.path + ": create " + relative);
         if (!dir) close(r);
         create->push_back(full);
@@ -93,9 +94,9 @@ struct Entry {
   std::string path;  // inside
   Kind kind;
   bool writable = false;
-  int fd = -1;             // kDetached
-  std::string link;        // kSymlink target
-  uint64_t size = 0;       // kTmpfs, kDev
+  int fd = -1;        // kDetached
+  std::string link;   // kSymlink target
+  uint64_t size = 0;  // kTmpfs, kDev
 
   Entry(std::string p, Kind k, bool w = false) : path(std::move(p)), kind(k), writable(w) {}
 };
@@ -174,7 +175,8 @@ Expected<> MountProc(const std::string& dest) {
     if (mount(path.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
       return ErrnoError("bind /proc/" + std::string(sub));
     }
-    if (auto r = SetAttr(path, k::kMountAttrRdonly | k::kMountAttrNosuid | k::kMountAttrNodev, true);
+    if (auto r =
+            SetAttr(path, k::kMountAttrRdonly | k::kMountAttrNosuid | k::kMountAttrNodev, true);
         !r) {
       return r;
     }
@@ -204,9 +206,9 @@ Expected<> MountDev(const std::string& dest, uint64_t shm_size) {
     const char* name;
     const char* target;
   };
-  for (Link l : {Link{"ptmx", "pts/ptmx"}, Link{"fd", "/proc/self/fd"},
-                 Link{"stdin", "/proc/self/fd/0"}, Link{"stdout", "/proc/self/fd/1"},
-                 Link{"stderr", "/proc/self/fd/2"}}) {
+  for (Link l :
+       {Link{"ptmx", "pts/ptmx"}, Link{"fd", "/proc/self/fd"}, Link{"stdin", "/proc/self/fd/0"},
+        Link{"stdout", "/proc/self/fd/1"}, Link{"stderr", "/proc/self/fd/2"}}) {
     if (symlink(l.target, (dest + "/" + l.name).c_str()) != 0) {
       return ErrnoError("symlink /dev/" + std::string(l.name));
     }
@@ -223,7 +225,8 @@ Expected<> Apply(const Entry& e) {
       struct stat st;
       bool dir = fstat(e.fd, &st) != 0 || S_ISDIR(st.st_mode);
       if (auto r = MountPoint(dest, dir); !r) return r;
-      if (syscall(__NR_move_mount, e.fd, "", AT_FDCWD, dest.c_str(), k::kMoveMountFEmptyPath) != 0) {
+      if (syscall(__NR_move_mount, e.fd, "", AT_FDCWD, dest.c_str(), k::kMoveMountFEmptyPath) !=
+          0) {
         return ErrnoError("attach " + e.path);
       }
       uint64_t attrs = k::kMountAttrNosuid | k::kMountAttrNodev;
@@ -243,6 +246,30 @@ Expected<> Apply(const Entry& e) {
       return MountProc(dest);
     case Kind::kDev:
       return MountDev(dest, e.size);
+  }
+  return {};
+}
+
+// Covers each hidden path that a bind made visible: an empty read-only tmpfs over a directory,
+// the host's /dev/null over a file. A path that no bind reaches is not there to hide.
+Expected<> Hide(const Spec& spec) {
+  for (const std::string& path : spec.hide) {
+    std::string dest = kNew + path;
+    struct stat st;
+    if (lstat(dest.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      std::string options = "mode=0000,size=4k";
+      if (mount("tmpfs", dest.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+                options.c_str()) != 0) {
+        return ErrnoError("hide " + path);
+      }
+      continue;
+    }
+    std::string null = std::string(kOld) + "/dev/null";
+    if (mount(null.c_str(), dest.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+      return ErrnoError("hide " + path);
+    }
+    if (auto r = SetAttr(dest, k::kMountAttrRdonly, false); !r) return r;
   }
   return {};
 }
@@ -312,7 +339,8 @@ Expected<std::vector<int>> OpenBinds(const Spec& spec, int userns_fd) {
     attr.attr_set = k::kMountAttrIdmap;
     attr.userns_fd = static_cast<__u64>(userns_fd);
     if (syscall(__NR_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0) {
-      return ErrnoError("id-map " + path + " (corral as root needs a filesystem with id-mapped mounts)");
+      return ErrnoError("id-map " + path +
+                        " (corral as root needs a filesystem with id-mapped mounts)");
     }
     return {};
   };
@@ -335,7 +363,8 @@ Expected<> BuildRoot(const Spec& spec, const std::vector<int>& detached) {
     return ErrnoError("mount staging tmpfs");
   }
   if (chdir("/tmp") != 0) return ErrnoError("chdir staging");
-  if (mkdir("newroot", 0755) != 0 || mkdir("oldroot", 0755) != 0) return ErrnoError("mkdir staging");
+  if (mkdir("newroot", 0755) != 0 || mkdir("oldroot", 0755) != 0)
+    return ErrnoError("mkdir staging");
   if (syscall(SYS_pivot_root, "/tmp", "/tmp/oldroot") != 0) return ErrnoError("pivot_root staging");
   if (chdir("/") != 0) return ErrnoError("chdir /");
   if (mount("tmpfs", kNew, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") != 0) {
@@ -367,6 +396,7 @@ Expected<> BuildRoot(const Spec& spec, const std::vector<int>& detached) {
     if (auto r = Apply(e); !r) return r;
   }
   if (auto r = Protect(spec); !r) return r;
+  if (auto r = Hide(spec); !r) return r;
 
   if (umount2(kOld, MNT_DETACH) != 0) return ErrnoError("detach host root");
   if (chdir(kNew) != 0) return ErrnoError("chdir new root");

@@ -43,6 +43,7 @@ std::string ToJson(const Spec& s) {
             {"workspace", s.workspace}, {"workspace_read_only", s.workspace_read_only},
             {"cwd", s.cwd},
             {"binds", s.binds},        {"protect", s.protect},
+            {"hide", s.hide},
             {"share_network", s.share_network},
             {"exec_allow", s.exec_allow ? json(*s.exec_allow) : json(nullptr)},
             {"limits", limits},        {"syscalls", s.syscalls},
@@ -61,6 +62,7 @@ Expected<Spec> SpecFromJson(const std::string& text) {
     j.at("cwd").get_to(s.cwd);
     j.at("binds").get_to(s.binds);
     j.at("protect").get_to(s.protect);
+    j.at("hide").get_to(s.hide);
     j.at("share_network").get_to(s.share_network);
     if (!j.at("exec_allow").is_null()) s.exec_allow = j.at("exec_allow").get<std::vector<std::string>>();
     const json& l = j.at("limits");

@@ -52,7 +52,7 @@ struct Limits {
   std::optional<uint64_t> pids;
   std::optional<uint64_t> file_size;
   std::optional<uint64_t> open_files;
-  uint64_t tmp_size = 512ULL << 20;  // size of the private /tmp and /dev/shm
+  uint64_t tmp_size = 512ULL << 20;            // size of the private /tmp and /dev/shm
   std::chrono::milliseconds kill_grace{2000};  // SIGTERM to SIGKILL on timeout
 };
 
@@ -61,10 +61,13 @@ struct Spec {
   std::vector<std::string> env;   // "NAME=value", the complete environment of the command
   std::string workspace;          // absolute host path, same path inside
   bool workspace_read_only = false;
-  std::string cwd;                // absolute; Default: the workspace
-  std::vector<Bind> binds;        // besides the workspace
+  std::string cwd;          // absolute; Default: the workspace
+  std::vector<Bind> binds;  // besides the workspace
   std::vector<Protected> protect;
-  bool share_network = false;     // false: a network namespace with only loopback
+  // Host paths (absolute, resolved) that stay invisible even where a bind covers them, such as
+  // corral's audit key: a directory becomes empty, a file reads as /dev/null.
+  std::vector<std::string> hide;
+  bool share_network = false;  // false: a network namespace with only loopback
   // When set, only these programs (absolute paths) may be executed; the dynamic loader is added.
   std::optional<std::vector<std::string>> exec_allow;
   Limits limits;
@@ -80,9 +83,9 @@ struct Denial {
 // What happened to the command. Exactly one of: exited, killed by a signal, or never started.
 struct Result {
   bool exited = false;
-  int exit_code = 0;     // when exited
-  int signal = 0;        // when killed by a signal
-  int exec_errno = 0;    // the command could not be executed (ENOENT, EACCES, ...)
+  int exit_code = 0;            // when exited
+  int signal = 0;               // when killed by a signal
+  int exec_errno = 0;           // the command could not be executed (ENOENT, EACCES, ...)
   bool timed_out = false;       // the wall-time limit stopped it
   bool cpu_limit_hit = false;   // the cpu-time limit stopped it
   bool oom_killed = false;      // the memory limit killed a process of the sandbox

@@ -136,6 +136,28 @@ TEST_F(ExecTest, MinimalDevAndReadOnlyProcSys) {
   EXPECT_EQ(Probe({"write", "/dev/null"}).out, "write: OK\n");
 }
 
+TEST_F(ExecTest, TheAuditKeyIsNeverVisible) {
+  // The key sits in a folder the policy binds: the sandbox sees an empty file there.
+  ScratchDir config("corral-config");
+  chmod(config.path().c_str(), 0755);
+  std::string key = config.path() + "/audit-ed25519.pem";
+  WriteFile(key, "PRIVATE KEY MATERIAL\n", 0644);  // readable, so only hiding keeps it out
+  WriteFile(config.path() + "/other", "visible\n");
+  std::string policy = R"(
+[filesystem]
+read_only = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc", ")" + config.path() + R"("]
+[env]
+pass = ["PATH"]
+)";
+  Output o = Exec({"sh", "-c", "cat " + key + "; cat " + config.path() + "/other; echo x > " + key},
+                  policy, {"CORRAL_AUDIT_KEY=" + key});
+  EXPECT_EQ(o.out, "visible\n") << o.err;
+  EXPECT_EQ(ReadFile(key), "PRIVATE KEY MATERIAL\n");
+  // Control: without the key there, the same file is readable.
+  Output control = Exec({"cat", key}, policy, {"CORRAL_AUDIT_KEY=" + config.path() + "/elsewhere"});
+  EXPECT_EQ(control.out, "PRIVATE KEY MATERIAL\n") << control.err;
+}
+
 TEST_F(ExecTest, HostSocketsAreInvisible) {
   for (const char* path : {"/run/docker.sock", "/var/run/docker.sock",
                            "/run/dbus/system_bus_socket", "/tmp/.X11-unix/X0"}) {
