@@ -151,15 +151,32 @@ std::string Describe(const json& e) {
       s += ", changed " + Join(e["files_changed"], 8);
     }
     if (!Str(e, "message").empty()) s += " (" + Str(e, "message") + ")";
+    if (e.contains("wall_ms")) {
+      s += "; " + Str(e, "wall_ms") + " ms wall, " + Str(e, "cpu_ms") + " ms CPU, " +
+           Str(e, "execs") + " programs executed";
+    }
+    if (e.contains("denied") && e["denied"].is_object()) {
+      s += "; denied:";
+      for (const auto& [name, count] : e["denied"].items()) s += " " + name + " x" + count.dump();
+    }
     return s;
   }
   if (type == "merge") {
-    std::string s = "merged " + Join(e.value("merged", json::array()), 20) + " into " +
-                    Str(e, "into") + " at " + Str(e, "commit").substr(0, 12);
+    json merged = e.value("merged", json::array());
+    std::string s = "merged " + (merged.empty() ? std::string("nothing") : Join(merged, 20)) +
+                    " into " + Str(e, "into") + " at " + Str(e, "commit").substr(0, 12);
     if (e.contains("conflicted") && !e["conflicted"].empty()) {
       s += "; left out for conflicts: " + Join(e["conflicted"], 20);
     }
     return s;
+  }
+  if (type == "exec") {
+    std::string argv;
+    for (const json& a : e.value("argv", json::array())) {
+      argv += (argv.empty() ? "" : " ") + (a.is_string() ? a.get<std::string>() : a.dump());
+    }
+    return "executed " + argv + " (" + Str(e, "path") + ", pid " + Str(e, "pid") + ", parent " +
+           Str(e, "ppid") + ") in " + Str(e, "cwd") + " [observed, " + Str(e, "phase") + "]";
   }
   if (type == "checkpoint") return "signed checkpoint (key " + Short(Str(e, "key")) + ")";
   if (type == "run-resume") return "run resumed";

@@ -1,4 +1,4 @@
-// corral exec [--policy FILE] [--cwd DIR] [--result FILE] [-v] -- CMD ARGS...
+// corral exec [--policy FILE] [--cwd DIR] [--result FILE] [--observe-exec] [-v] -- CMD ARGS...
 #include <unistd.h>
 
 #include <climits>
@@ -19,6 +19,7 @@ struct ExecOptions {
   std::string cwd;
   std::string result_file;
   bool verbose = false;
+  bool observe_exec = false;
   std::vector<std::string> command;
 };
 
@@ -45,6 +46,7 @@ int RunExec(const ExecOptions& o) {
     return SetupFailed((o.policy.empty() ? "default.toml (built in)" : o.policy) + ": " +
                        spec.error());
   }
+  spec->observe_exec = o.observe_exec;
   auto helper = HelperPath();
   if (!helper) return SetupFailed(helper.error());
   sandbox::RunOptions run_options;
@@ -64,7 +66,14 @@ int RunExec(const ExecOptions& o) {
     std::fprintf(stderr, "corral: %s: %s\n", o.command[0].c_str(), r.Describe().c_str());
   }
   if (o.verbose) {
-    for (const std::string& note : r.notes) std::fprintf(stderr, "corral: note: %s\n", note.c_str());
+    for (const std::string& note : r.notes)
+      std::fprintf(stderr, "corral: note: %s\n", note.c_str());
+    for (const sandbox::ExecRecord& e : r.execs) {
+      std::string argv;
+      for (const std::string& a : e.argv) argv += " " + a;
+      std::fprintf(stderr, "corral: exec: pid %d (parent %d) in %s:%s\n", e.pid, e.ppid,
+                   e.cwd.c_str(), argv.c_str());
+    }
   }
   return r.ExitStatus();
 }
@@ -73,10 +82,14 @@ int RunExec(const ExecOptions& o) {
 
 std::function<int()> DefineExec(CLI::App* app) {
   auto o = std::make_shared<ExecOptions>();
-  app->add_option("--policy", o->policy, "Policy file (default: the built-in policies/default.toml)");
+  app->add_option("--policy", o->policy,
+                  "Policy file (default: the built-in policies/default.toml)");
   app->add_option("--cwd", o->cwd, "Workspace directory, read-write inside (default: current)");
   app->add_option("--result", o->result_file, "Write the structured result as JSON to this file");
-  app->add_flag("-v,--verbose", o->verbose, "Say how the command ended and how limits were enforced");
+  app->add_flag("--observe-exec", o->observe_exec,
+                "Record every program the command executes (in --result, and with -v on stderr)");
+  app->add_flag("-v,--verbose", o->verbose,
+                "Say how the command ended and how limits were enforced");
   app->add_option("command", o->command, "The command and its arguments, after --")->required();
   return [o] { return RunExec(*o); };
 }

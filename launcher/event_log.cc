@@ -26,7 +26,8 @@ std::string ReadAll(const std::string& path, bool* ok) {
 std::string RecordJson(const nlohmann::json& record) {
   nlohmann::json copy = record;
   for (const char* k : {"seq", "prev", "hash"}) copy.erase(k);
-  return copy.dump();
+  // Values need not be UTF-8 (file names, an agent's arguments): an odd byte becomes U+FFFD.
+  return copy.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace
@@ -95,32 +96,32 @@ EventLog::~EventLog() {
   if (fd_ >= 0) close(fd_);
 }
 
-std::expected<void, std::string> EventLog::Write(const std::string& line) {
+std::expected<void, std::string> EventLog::Write(const std::string& line, bool sync) {
   ssize_t n = write(fd_, line.data(), line.size());
   if (n != static_cast<ssize_t>(line.size())) return std::unexpected(Errno("append to " + path_));
-  if (fdatasync(fd_) != 0) return std::unexpected(Errno("sync " + path_));
+  if (sync && fdatasync(fd_) != 0) return std::unexpected(Errno("sync " + path_));
   return {};
 }
 
-std::expected<void, std::string> EventLog::AppendLocked(const std::string& record_json) {
+std::expected<void, std::string> EventLog::AppendLocked(const std::string& record_json, bool sync) {
   std::string hash;
   std::string line = ChainLine(seq_, prev_, record_json, &hash);
-  if (auto r = Write(line); !r) return r;
+  if (auto r = Write(line, sync); !r) return r;
   ++seq_;
   prev_ = std::move(hash);
   return {};
 }
 
-std::expected<void, std::string> EventLog::Append(const nlohmann::json& record) {
+std::expected<void, std::string> EventLog::Append(const nlohmann::json& record, bool sync) {
   std::lock_guard lock(g_append);
-  if (!chained_) return Write(record.dump() + "\n");
-  return AppendLocked(RecordJson(record));
+  if (!chained_) return Write(RecordJson(record) + "\n", sync);
+  return AppendLocked(RecordJson(record), sync);
 }
 
 std::expected<void, std::string> EventLog::AppendSigned(const nlohmann::json& record,
                                                         const std::string& at) {
   std::lock_guard lock(g_append);
-  if (!chained_) return Write(record.dump() + "\n");
+  if (!chained_) return Write(RecordJson(record) + "\n");
   if (auto r = AppendLocked(RecordJson(record)); !r) return r;
   if (!key_) return {};
   std::string sig = key_->Sign(CheckpointMessage(run_, seq_, ToHex(prev_)));

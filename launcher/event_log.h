@@ -33,8 +33,10 @@ class EventLog {
   EventLog& operator=(EventLog&&) = delete;
   ~EventLog();
 
-  // Appends one record (a JSON object, written compactly) and fsyncs it. Thread-safe.
-  std::expected<void, std::string> Append(const nlohmann::json& record);
+  // Appends one record (a JSON object, written compactly) with one write(2), and fsyncs it
+  // unless `sync` is false (many records at once; the next synced one makes them durable).
+  // Thread-safe.
+  std::expected<void, std::string> Append(const nlohmann::json& record, bool sync = true);
   // Appends `record` and, right behind it, a checkpoint: a record whose signature covers the
   // chain up to it. The verifier requires one after every task-end, approval and run-end.
   std::expected<void, std::string> AppendSigned(const nlohmann::json& record,
@@ -45,8 +47,8 @@ class EventLog {
 
  private:
   EventLog(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  std::expected<void, std::string> Write(const std::string& line);
-  std::expected<void, std::string> AppendLocked(const std::string& record_json);
+  std::expected<void, std::string> Write(const std::string& line, bool sync = true);
+  std::expected<void, std::string> AppendLocked(const std::string& record_json, bool sync = true);
 
   int fd_;
   std::string path_;

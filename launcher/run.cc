@@ -102,6 +102,7 @@ struct TryResult {
   std::string output_error;
   std::string started_at, ended_at;
   std::vector<worktree::Conflict> input_conflicts;
+  json sandbox = json::object();  // what the sandbox measured: times, memory, denials, execs
 };
 
 class Runner {
@@ -131,8 +132,12 @@ class Runner {
  private:
   TryResult Try(size_t t, int attempt);
   std::expected<std::string, TryResult> StartCommit(size_t t, worktree::Repository& repo);
-  // Records an event; `sign` adds a signed checkpoint of the audit log behind it.
-  void Event(json record, bool sign = false);
+  // Records an event; `sign` adds a signed checkpoint of the audit log behind it; `sync` false
+  // leaves it to the next synced record to make it durable.
+  void Event(json record, bool sign = false, bool sync = true);
+  // Records the programs a sandbox executed, and adds its measurements to `r`.
+  void RecordSandbox(const std::string& task, int attempt, const char* phase,
+                     const sandbox::Result& result, TryResult* r);
   void Say(const std::string& line);
   void Stopper();
 
@@ -152,14 +157,44 @@ class Runner {
   int stop_signal_ = 0;
 };
 
-void Runner::Event(json record, bool sign) {
+void Runner::Event(json record, bool sign, bool sync) {
   record["t"] = Iso8601(std::chrono::system_clock::now());
-  auto r = sign ? log_->AppendSigned(record, record["t"]) : log_->Append(record);
+  auto r = sign ? log_->AppendSigned(record, record["t"]) : log_->Append(record, sync);
   if (!r) std::fprintf(stderr, "corral: %s\n", r.error().c_str());
   if (json_) {
     std::lock_guard lock(mu_);
-    std::printf("%s\n", record.dump().c_str());
+    std::printf("%s\n", record.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
     std::fflush(stdout);
+  }
+}
+
+void Runner::RecordSandbox(const std::string& task, int attempt, const char* phase,
+                           const sandbox::Result& result, TryResult* r) {
+  for (const sandbox::ExecRecord& e : result.execs) {
+    Event({{"type", "exec"},
+           {"task", task},
+           {"try", attempt},
+           {"phase", phase},
+           {"observed", true},
+           {"pid", e.pid},
+           {"ppid", e.ppid},
+           {"path", e.path},
+           {"argv", e.argv},
+           {"cwd", e.cwd},
+           {"at_ms", e.at_ms}},
+          false, /*sync=*/false);
+  }
+  json& s = r->sandbox;
+  s["wall_ms"] = s.value("wall_ms", int64_t{0}) + result.wall_time.count();
+  s["cpu_ms"] = s.value("cpu_ms", int64_t{0}) + result.cpu_time.count();
+  s["peak_memory"] = std::max<uint64_t>(s.value("peak_memory", uint64_t{0}), result.peak_memory);
+  s["execs"] = s.value("execs", uint64_t{0}) + result.execs.size() + result.execs_dropped;
+  if (result.execs_dropped) s["execs_not_recorded"] = result.execs_dropped;
+  if (!result.exited) s["signal"] = result.signal;
+  for (const sandbox::Denial& d : result.denials) {
+    json& denied = s["denied"];
+    if (!denied.is_object()) denied = json::object();
+    denied[d.syscall] = denied.value(d.syscall, uint64_t{0}) + d.count;
   }
 }
 
@@ -227,7 +262,6 @@ TryResult Runner::Try(size_t t, int attempt) {
     ws = repo->CreateWorkspace(run_, id, *start);
     if (!ws) return fail(ws.error().message);
   }
-  (void)attempt;
 
   std::string out_dir = dir_ + "/out/" + id;
   std::string in_dir = dir_ + "/inputs/" + id;
@@ -258,6 +292,7 @@ TryResult Runner::Try(size_t t, int attempt) {
   for (const auto& [k, v] : c.task->env) env[k] = v;
   for (const auto& [k, v] : env) spec->env.push_back(k + "=" + v);
   if (c.task->timeout) spec->limits.wall_time = c.task->timeout;
+  spec->observe_exec = true;
 
   fs::create_directories(dir_ + "/logs", ec);
   int log_fd = open((dir_ + "/logs/" + id + ".log").c_str(),
@@ -284,11 +319,15 @@ TryResult Runner::Try(size_t t, int attempt) {
     sandbox::Spec setup = *spec;
     setup.argv = plan_.setup;
     result = sandbox::Run(setup, options);
+    if (result) RecordSandbox(id, attempt, "setup", *result, &r);
     if (result && result->ExitStatus() != 0) {
       r.message = "setup failed: " + result->Describe();
     }
   }
-  if (result && r.message.empty()) result = sandbox::Run(*spec, options);
+  if (result && r.message.empty()) {
+    result = sandbox::Run(*spec, options);
+    if (result) RecordSandbox(id, attempt, "agent", *result, &r);
+  }
   {
     std::lock_guard lock(mu_);
     helpers_.erase(helper);
@@ -434,6 +473,9 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored,
                     {"files_changed", r.files_changed}};
       if (r.exit_code) event["exit_code"] = *r.exit_code;
       if (!r.message.empty()) event["message"] = r.message;
+      event["branch"] = worktree::TaskBranch(run_, tasks_[t].task->id);
+      event["policy"] = tasks_[t].policy_ref;
+      for (const auto& [k, v] : r.sandbox.items()) event[k] = v;
       Event(event, /*sign=*/true);
       std::string line = tasks_[t].task->id + ": " + Name(state);
       if (!r.message.empty()) line += " (" + r.message + ")";

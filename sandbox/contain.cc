@@ -70,6 +70,12 @@ int Exec(const Spec& spec, char* const argv[], char* const envp[]) {
     if (end == std::string::npos) end = path.size();
     std::string dir = path.substr(start, end - start);
     std::string candidate = (dir.empty() ? "." : dir) + "/" + file;
+    // Only a program that is there is executed: one execve, one record for the exec observer.
+    if (access(candidate.c_str(), X_OK) != 0) {
+      if (errno == EACCES) result = EACCES;
+      start = end + 1;
+      continue;
+    }
     execve(candidate.c_str(), argv, envp);
     if (errno == EACCES) result = EACCES;  // remembered, as execvp does, but keep looking
     else if (errno != ENOENT && errno != ENOTDIR) return errno;
@@ -100,6 +106,9 @@ int Exec(const Spec& spec, char* const argv[], char* const envp[]) {
   for (const std::string& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 
+  // Credential changes made this process non-dumpable; the supervisor reads the arguments of its
+  // execve from outside, which needs it dumpable. Exec resets the flag anyway.
+  prctl(PR_SET_DUMPABLE, 1);
   auto listener = ctx.filter->Load();
   if (!listener) SetupFailed(ctx.sock, listener.error());
   if (*listener >= 0) {

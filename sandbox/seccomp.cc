@@ -1,9 +1,12 @@
 #include "sandbox/seccomp.h"
 
+#include <linux/seccomp.h>
 #include <seccomp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <iterator>
 
 namespace corral::sandbox::seccomp {
 
@@ -20,7 +23,7 @@ std::string SyscallName(unsigned arch, int nr) {
   return out;
 }
 
-Expected<Filter> Filter::Build(const std::vector<SyscallRule>& rules) {
+Expected<Filter> Filter::Build(const std::vector<SyscallRule>& rules, bool observe_exec) {
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
   if (!ctx) return Fail("seccomp_init failed");
   auto fail = [&](const std::string& what, int rc) {
@@ -31,7 +34,8 @@ Expected<Filter> Filter::Build(const std::vector<SyscallRule>& rules) {
   if (int rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS); rc != 0) {
     return fail("seccomp bad-arch action", rc);
   }
-  if (int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0); rc != 0) return fail("seccomp nnp", rc);
+  if (int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0); rc != 0)
+    return fail("seccomp nnp", rc);
   bool notifies = false;
   for (const SyscallRule& rule : rules) {
     int nr = seccomp_syscall_resolve_name(rule.name.c_str());
@@ -48,6 +52,16 @@ Expected<Filter> Filter::Build(const std::vector<SyscallRule>& rules) {
     }
     int rc = seccomp_rule_add_array(ctx, action, nr, cmps.size(), cmps.data());
     if (rc != 0) return fail("seccomp rule for " + rule.name, rc);
+  }
+  if (observe_exec) {
+    for (const char* name : {"execve", "execveat"}) {
+      bool ruled = std::any_of(rules.begin(), rules.end(),
+                               [&](const SyscallRule& r) { return r.name == name; });
+      if (ruled) continue;  // the policy denies it already, and the denial is recorded
+      int rc = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, seccomp_syscall_resolve_name(name), 0);
+      if (rc != 0) return fail(std::string("seccomp rule for ") + name, rc);
+      notifies = true;
+    }
   }
   return Filter(ctx, notifies);
 }
@@ -82,24 +96,46 @@ Expected<std::string> Filter::ExportBpf() const {
   return out;
 }
 
-Expected<std::string> AnswerDenied(int listener) {
+Expected<Call> Receive(int listener) {
   seccomp_notif* req = nullptr;
   seccomp_notif_resp* resp = nullptr;
-  if (int rc = seccomp_notify_alloc(&req, &resp); rc != 0) return ErrnoError("seccomp_notify_alloc", -rc);
+  if (int rc = seccomp_notify_alloc(&req, &resp); rc != 0) {
+    return ErrnoError("seccomp_notify_alloc", -rc);
+  }
   int rc = seccomp_notify_receive(listener, req);
   if (rc != 0) {
     seccomp_notify_free(req, resp);
     return ErrnoError("seccomp_notify_receive", -rc);
   }
-  std::string name = SyscallName(req->data.arch, req->data.nr);
-  resp->id = req->id;
-  resp->val = 0;
-  resp->error = -EPERM;
-  resp->flags = 0;
-  // ENOENT: the caller was killed meanwhile; nothing to answer.
-  seccomp_notify_respond(listener, resp);
+  Call call;
+  call.id = req->id;
+  call.pid = static_cast<int>(req->pid);
+  call.name = SyscallName(req->data.arch, req->data.nr);
+  call.exec = call.name == "execve" || call.name == "execveat";
+  std::copy(std::begin(req->data.args), std::end(req->data.args), std::begin(call.args));
   seccomp_notify_free(req, resp);
-  return name;
+  return call;
+}
+
+bool StillWaiting(int listener, uint64_t id) { return seccomp_notify_id_valid(listener, id) == 0; }
+
+namespace {
+
+void Respond(int listener, uint64_t id, int error, uint32_t flags) {
+  seccomp_notif_resp resp = {};
+  resp.id = id;
+  resp.error = error;
+  resp.flags = flags;
+  // ENOENT: the caller was killed meanwhile; nothing to answer.
+  seccomp_notify_respond(listener, &resp);
+}
+
+}  // namespace
+
+void Deny(int listener, uint64_t id) { Respond(listener, id, -EPERM, 0); }
+
+void Continue(int listener, uint64_t id) {
+  Respond(listener, id, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE);
 }
 
 }  // namespace corral::sandbox::seccomp

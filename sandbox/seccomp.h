@@ -18,10 +18,11 @@ std::string SyscallName(unsigned arch, int nr);
 
 // A filter built before the sandbox starts (in the single-threaded helper) and loaded inside it.
 // Default action: allow. Foreign architectures (i386, x32) kill the process. EPERM rules notify
-// the supervisor, which answers EPERM and records the call.
+// the supervisor, which answers EPERM and records the call; with `observe_exec`, execve and
+// execveat notify too, and the supervisor lets them continue once it has read them.
 class Filter {
  public:
-  static Expected<Filter> Build(const std::vector<SyscallRule>& rules);
+  static Expected<Filter> Build(const std::vector<SyscallRule>& rules, bool observe_exec = false);
   Filter(Filter&& other) noexcept;
   Filter& operator=(Filter&&) = delete;
   ~Filter();
@@ -39,8 +40,21 @@ class Filter {
   bool notifies_;
 };
 
-// Supervisor side: answers one pending notification on `listener` with EPERM. Returns the syscall
-// name, or an error when the listener is gone.
-Expected<std::string> AnswerDenied(int listener);
+// Supervisor side: one pending notification.
+struct Call {
+  uint64_t id = 0;
+  int pid = 0;  // in the supervisor's pid namespace
+  std::string name;
+  bool exec = false;  // execve or execveat, to observe and let through
+  uint64_t args[6] = {};
+};
+// Receives the next notification; an error when the listener is gone.
+Expected<Call> Receive(int listener);
+// Whether the calling process still waits in that call (its pid was not reused meanwhile).
+bool StillWaiting(int listener, uint64_t id);
+// Answers EPERM, or lets the call run as if no filter had stopped it. A caller that was killed
+// meanwhile needs no answer; that is not an error.
+void Deny(int listener, uint64_t id);
+void Continue(int listener, uint64_t id);
 
 }  // namespace corral::sandbox::seccomp

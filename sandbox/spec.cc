@@ -16,6 +16,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Protected, path, directory)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ArgCompare, index, op, mask, value)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SyscallRule, name, error, args)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Denial, syscall, count)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ExecRecord, pid, ppid, path, argv, cwd, at_ms)
 
 namespace {
 
@@ -47,7 +48,8 @@ std::string ToJson(const Spec& s) {
             {"share_network", s.share_network},
             {"exec_allow", s.exec_allow ? json(*s.exec_allow) : json(nullptr)},
             {"limits", limits},        {"syscalls", s.syscalls},
-            {"hostname", s.hostname}};
+            {"hostname", s.hostname},
+            {"observe_exec", s.observe_exec}};
   return j.dump();
 }
 
@@ -75,6 +77,7 @@ Expected<Spec> SpecFromJson(const std::string& text) {
     l.at("tmp_size").get_to(s.limits.tmp_size);
     s.limits.kill_grace = std::chrono::milliseconds(l.at("kill_grace").get<int64_t>());
     j.at("syscalls").get_to(s.syscalls);
+    j.at("observe_exec").get_to(s.observe_exec);
     j.at("hostname").get_to(s.hostname);
     return s;
   } catch (const json::exception& e) {
@@ -95,8 +98,11 @@ std::string ToJson(const Result& r) {
             {"wall_time_ms", r.wall_time.count()},
             {"cpu_time_ms", r.cpu_time.count()},
             {"peak_memory", r.peak_memory},
-            {"notes", r.notes}};
-  return j.dump();
+            {"notes", r.notes},
+            {"execs", r.execs},
+            {"execs_dropped", r.execs_dropped}};
+  // Arguments need not be UTF-8; the odd byte becomes U+FFFD rather than an exception.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Expected<Result> ResultFromJson(const std::string& text) {
@@ -116,6 +122,8 @@ Expected<Result> ResultFromJson(const std::string& text) {
     r.cpu_time = std::chrono::milliseconds(j.at("cpu_time_ms").get<int64_t>());
     j.at("peak_memory").get_to(r.peak_memory);
     j.at("notes").get_to(r.notes);
+    j.at("execs").get_to(r.execs);
+    j.at("execs_dropped").get_to(r.execs_dropped);
     return r;
   } catch (const json::exception& e) {
     return Fail(std::string("bad sandbox result: ") + e.what());

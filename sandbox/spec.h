@@ -73,6 +73,21 @@ struct Spec {
   Limits limits;
   std::vector<SyscallRule> syscalls;
   std::string hostname = "corral";
+  // Record every execve/execveat of the sandbox (Result::execs), through a seccomp notification
+  // that the supervisor answers after reading the call's arguments.
+  bool observe_exec = false;
+};
+
+// A program the sandbox asked to execute, as the supervisor saw the execve from outside: observed,
+// not proven (a process can change the memory the arguments are read from while the call waits).
+// Attempts that fail (a PATH search tries several) are seen too.
+struct ExecRecord {
+  int pid = 0;   // in the sandbox's pid namespace
+  int ppid = 0;  // likewise; 0 when the parent is outside it
+  std::string path;  // as passed to execve; relative to cwd (or to a directory fd) when not absolute
+  std::vector<std::string> argv;
+  std::string cwd;
+  int64_t at_ms = 0;  // since the sandbox started
 };
 
 struct Denial {
@@ -95,6 +110,9 @@ struct Result {
   std::chrono::milliseconds cpu_time{0};  // of the whole sandbox, when a cgroup measured it
   uint64_t peak_memory = 0;               // bytes, when a cgroup measured it
   std::vector<std::string> notes;         // e.g. which fallback enforced a limit
+  std::vector<ExecRecord> execs;          // when Spec::observe_exec, in order, up to kMaxExecs
+  uint64_t execs_dropped = 0;             // observed beyond kMaxExecs and not kept
+  static constexpr size_t kMaxExecs = 100000;
 
   // The exit status `corral exec` returns: the command's own, 124 on timeout, 126/127 when it
   // could not be executed, 128+N for signal N.

@@ -19,6 +19,7 @@
 #include "sandbox/ipc.h"
 #include "sandbox/landlock.h"
 #include "sandbox/mnt.h"
+#include "sandbox/observe.h"
 #include "sandbox/seccomp.h"
 #include "sandbox/user.h"
 
@@ -93,12 +94,40 @@ struct Watch {
     fds.clear();
   }
 
+  std::vector<ExecRecord> execs;
+  uint64_t execs_dropped = 0;
+
+  // Answers one notification: an exec is read, recorded and let through; anything else is a
+  // denial.
+  void Answer(Clock::time_point start) {
+    auto call = seccomp::Receive(listener.get());
+    if (!call) return;
+    if (!call->exec) {
+      seccomp::Deny(listener.get(), call->id);
+      Denied(call->name);
+      return;
+    }
+    ExecRecord r = observe::ReadExec(*call, start);
+    // A pid reused between the notification and the reads would have given another process's
+    // data: keep the record only if the caller still waits.
+    bool valid = seccomp::StillWaiting(listener.get(), call->id);
+    seccomp::Continue(listener.get(), call->id);
+    if (!valid) return;
+    if (execs.size() < Result::kMaxExecs) {
+      execs.push_back(std::move(r));
+    } else {
+      ++execs_dropped;
+    }
+  }
+
   void Denied(const std::string& name) {
     last_denied = name;
     auto it = std::find_if(denials.begin(), denials.end(),
                            [&](const Denial& d) { return d.syscall == name; });
-    if (it == denials.end()) denials.push_back({name, 1});
-    else ++it->count;
+    if (it == denials.end())
+      denials.push_back({name, 1});
+    else
+      ++it->count;
   }
 };
 
@@ -141,13 +170,14 @@ Expected<Result> Supervise(const Spec& request) {
   auto created = mnt::CreatePlaceholders(spec);
   if (!created) return std::unexpected(created.error());
   PlaceholderGuard placeholders{*created};
-  auto filter = seccomp::Filter::Build(spec.syscalls);
+  auto filter = seccomp::Filter::Build(spec.syscalls, spec.observe_exec);
   if (!filter) return std::unexpected(filter.error());
   auto signals = BlockSignals();
   if (!signals) return std::unexpected(signals.error());
 
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoError("socketpair");
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return ErrnoError("socketpair");
   Fd sock(sv[0]);
   int pidfd = -1;
   long pid = syscall(SYS_clone, CloneFlags(spec) | CLONE_PIDFD | SIGCHLD, nullptr, &pidfd, nullptr,
@@ -171,7 +201,8 @@ Expected<Result> Supervise(const Spec& request) {
     waitpid(static_cast<pid_t>(pid), nullptr, 0);
     return std::unexpected(e);
   };
-  if (auto r = user::WriteMaps(static_cast<pid_t>(pid), identity); !r) return abort_setup(r.error());
+  if (auto r = user::WriteMaps(static_cast<pid_t>(pid), identity); !r)
+    return abort_setup(r.error());
   if (auto r = cgroup->Attach(static_cast<pid_t>(pid)); !r) return abort_setup(r.error());
   std::vector<int> detached;
   if (identity.privileged) {
@@ -198,8 +229,8 @@ Expected<Result> Supervise(const Spec& request) {
     if (wall_deadline) wake = std::min(wake, *wall_deadline);
     if (kill_pending) wake = std::min(wake, kill_deadline);
     if (watch_cpu) wake = std::min(wake, now + milliseconds(100));
-    int timeout = static_cast<int>(
-        std::max<int64_t>(0, std::chrono::ceil<milliseconds>(wake - now).count()));
+    int timeout =
+        static_cast<int>(std::max<int64_t>(0, std::chrono::ceil<milliseconds>(wake - now).count()));
     pollfd fds[4] = {{init.get(), POLLIN, 0},
                      {sock.get(), POLLIN, 0},
                      {signals->get(), POLLIN, 0},
@@ -213,7 +244,7 @@ Expected<Result> Supervise(const Spec& request) {
     }
     if (n > 0 && watch.listener.get() >= 0 && (fds[3].revents & (POLLIN | POLLHUP | POLLERR))) {
       if (fds[3].revents & POLLIN) {
-        if (auto name = seccomp::AnswerDenied(watch.listener.get())) watch.Denied(*name);
+        watch.Answer(start);
       } else {
         watch.listener.reset();
       }
@@ -260,6 +291,8 @@ Expected<Result> Supervise(const Spec& request) {
   result.denials = watch.denials;
   result.last_denied = watch.last_denied;
   result.exec_errno = watch.exec_errno;
+  result.execs = std::move(watch.execs);
+  result.execs_dropped = watch.execs_dropped;
   if (watch.agent_reported) {
     int s = watch.agent_status;
     result.exited = WIFEXITED(s);

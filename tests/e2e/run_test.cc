@@ -319,7 +319,7 @@ TEST_F(RunTest, AuditLogVerifiesAndTamperingIsNamed) {
   std::string head = v["head"];
   EXPECT_EQ(corral({"audit", "verify", run, "--expect-head", head}).status, 0);
   Output text = corral({"audit", "verify", run});
-  EXPECT_NE(text.out.find(": intact: 11 records, 3 signed checkpoints, head " + head),
+  EXPECT_NE(text.out.find(": intact: 13 records, 3 signed checkpoints, head " + head),
             std::string::npos) << text.out;
 
   Output show = corral({"audit", "show", run});
@@ -328,10 +328,13 @@ TEST_F(RunTest, AuditLogVerifiesAndTamperingIsNamed) {
                            "changed a.txt", "merged a, b into corral/", "run ended, exit 0"}) {
     EXPECT_NE(show.out.find(what), std::string::npos) << what << "\n" << show.out;
   }
+  EXPECT_NE(show.out.find("executed sh -c echo b > b.txt (/usr/bin/sh, pid 2, parent 1) in "),
+            std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("programs executed"), std::string::npos) << show.out;
   Output only_b = corral({"audit", "show", run, "--task", "b", "--json"});
   size_t lines = 0;
   for (size_t at = 0; (at = only_b.out.find('\n', at)) != std::string::npos; ++at) ++lines;
-  EXPECT_EQ(lines, 2u) << only_b.out;
+  EXPECT_EQ(lines, 3u) << "task-start, exec, task-end: " << only_b.out;
   EXPECT_EQ(json::parse(only_b.out.substr(0, only_b.out.find('\n')))["task"], "b");
 
   // One changed byte: the first bad record is named, with its line.

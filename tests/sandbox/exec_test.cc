@@ -422,6 +422,30 @@ TEST_F(ExecTest, DenialsAreReported) {
   EXPECT_NE(json.find(R"("last_denied":"ptrace")"), std::string::npos) << json;
 }
 
+TEST_F(ExecTest, EveryExecIsObservedFromOutside) {
+  std::string result = scratch_.path() + "/result.json";
+  std::string script =
+      "./probe execveat /bin/true; ./probe own-filter-exec /bin/true; /bin/echo hi; "
+      "./probe exit 0 $(printf 'x\\377y')";
+  Output o = Exec({"sh", "-c", script}, kBase, {}, {"--observe-exec", "--result", result});
+  EXPECT_EQ(o.out, "hi\n") << o.err;
+  EXPECT_EQ(o.status, 0) << o.err;
+  std::string json = ReadFile(result);
+  for (const std::string& want : std::vector<std::string>{
+           R"("argv":["sh","-c",)", R"("argv":["./probe","execveat","/bin/true"])",
+        R"("argv":["/bin/true","via-execveat"])", R"("argv":["/bin/true","after-own-filter"])",
+        R"("argv":["/bin/echo","hi"],"at_ms":)", R"("cwd":")" + ws_.path() + R"(")",
+        R"("path":"/bin/echo","pid":)", R"("pid":2,"ppid":1})",
+        // A byte that is not UTF-8 is kept readable, not an error.
+        "\"argv\":[\"./probe\",\"exit\",\"0\",\"x\xef\xbf\xbdy\"]"}) {
+    EXPECT_NE(json.find(want), std::string::npos) << want << "\n" << json;
+  }
+  // Control: without --observe-exec nothing is recorded.
+  Exec({"sh", "-c", "/bin/true"}, kBase, {}, {"--result", result});
+  EXPECT_NE(ReadFile(result).find(R"("execs":[],"execs_dropped":0)"), std::string::npos)
+      << ReadFile(result);
+}
+
 TEST_F(ExecTest, PolicyCanDenyMoreAndAllowExceptions) {
   Output more = Exec({"sh", "-c", "./probe mkdir d"}, std::string(kBase) + R"(
 [syscalls]

@@ -7,7 +7,9 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/keyctl.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -126,6 +128,30 @@ int main(int argc, char** argv) {
   }
   const char* what = argv[1];
   const char* arg = argc > 2 ? argv[2] : "";
+  if (!strcmp(what, "execveat")) {  /* the other exec call: the observer sees it too */
+    char* args[] = {(char*)arg, "via-execveat", NULL};
+    char* env[] = {NULL};
+    syscall(SYS_execveat, AT_FDCWD, arg, args, env, 0);
+    return report("execveat", -1);
+  }
+  if (!strcmp(what, "own-filter-exec")) {
+    /* An agent that stacks its own allow-everything filter and then execs: the sandbox's
+       notification still wins (filters only add restrictions), so the exec is still seen. */
+    struct sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+    struct sock_fprog prog = {1, allow};
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) return report("seccomp", -1);
+    /* A listener of its own, to answer its own notifications, is refused. */
+    long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                            SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    if (listener >= 0) {
+      printf("own-filter-exec: got a listener\n");
+      return 1;
+    }
+    char* args[] = {(char*)arg, "after-own-filter", NULL};
+    char* env[] = {NULL};
+    execve(arg, args, env);
+    return report("own-filter-exec", -1);
+  }
   if (!strcmp(what, "mount")) return report("mount", mount("none", "/tmp", "tmpfs", 0, NULL));
   if (!strcmp(what, "unshare")) return report("unshare", unshare(CLONE_NEWUSER));
   if (!strcmp(what, "unshare-net")) return report("unshare-net", unshare(CLONE_NEWNET));
