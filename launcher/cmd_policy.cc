@@ -1,8 +1,9 @@
-// corral policy check FILE...
+// corral policy check FILE... | corral policy export FILE --format oci-seccomp|bpf
 #include <cstdio>
 #include <memory>
 
 #include "launcher/commands.h"
+#include "launcher/oci_seccomp.h"
 #include "launcher/policy_file.h"
 #include "launcher/spec_from_policy.h"
 #include "sandbox/sandbox.h"
@@ -36,8 +37,13 @@ int Export(const std::string& file, const std::string& format) {
     std::fprintf(stderr, "corral: %s\n", p.error().c_str());
     return kExitBadInput;
   }
+  if (format == "oci-seccomp") {
+    std::fputs(OciSeccompProfile(SyscallRules(*p)).c_str(), stdout);
+    return kExitOk;
+  }
   if (format != "bpf") {
-    std::fprintf(stderr, "corral: --format: '%s' is not supported (supported: bpf)\n", format.c_str());
+    std::fprintf(stderr, "corral: --format: '%s' is not supported (supported: oci-seccomp, bpf)\n",
+                 format.c_str());
     return kExitBadInput;
   }
   auto bpf = sandbox::CompileBpf(SyscallRules(*p));
@@ -57,9 +63,12 @@ std::function<int()> DefinePolicy(CLI::App* app) {
   app->require_subcommand(1);
   CLI::App* check = app->add_subcommand("check", "Validate policy files and summarize each");
   check->add_option("files", *files, "Policy files")->required();
-  CLI::App* exp = app->add_subcommand("export", "Write a policy's seccomp filter (--format bpf)");
+  CLI::App* exp = app->add_subcommand(
+      "export", "Write a policy's seccomp rules (--format oci-seccomp or bpf) to stdout");
   exp->add_option("file", *files, "Policy file")->required()->expected(1);
-  exp->add_option("--format", *format, "bpf: the raw BPF program, as bwrap --seccomp reads it")
+  exp->add_option("--format", *format,
+                  "oci-seccomp: an OCI/Docker/Kubernetes seccomp profile (JSON); bpf: the raw BPF "
+                  "program, as bwrap --seccomp reads it")
       ->required();
   return [files, format, check] {
     return check->parsed() ? Check(*files) : Export(files->front(), *format);

@@ -49,6 +49,13 @@ contains "a bad policy names file, line, column and key" err \
 check "a missing policy file is exit 2" 2 "$corral" exec --policy "$scratch/none.toml" -- true
 contains "a missing policy file is named" err "corral: $scratch/none.toml: No such file or directory"
 
+check "policy export as an OCI seccomp profile" 0 "$corral" policy export "$src"/policies/default.toml --format oci-seccomp
+contains "the profile allows by default" out '"defaultAction": "SCMP_ACT_ALLOW"'
+contains "the profile denies ptrace" out '"ptrace"'
+cp "$scratch/out" "$scratch/profile.json"
+check "the profile is JSON" 0 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$scratch/profile.json"
+check "policy export of an unknown format" 2 "$corral" policy export "$src"/policies/default.toml --format yaml
+contains "policy export names the formats" err "(supported: oci-seccomp, bpf)"
 check "exec needs a command" 2 "$corral" exec
 check "unknown command" 2 "$corral" frobnicate
 check "unknown flag" 2 "$corral" exec --frobnicate -- true
