@@ -178,6 +178,16 @@ std::string Describe(const json& e) {
     return "executed " + argv + " (" + Str(e, "path") + ", pid " + Str(e, "pid") + ", parent " +
            Str(e, "ppid") + ") in " + Str(e, "cwd") + " [observed, " + Str(e, "phase") + "]";
   }
+  if (type == "net") {
+    std::string where = Str(e, "method") + " " + Str(e, "host") + ":" + Str(e, "port");
+    if (Str(e, "decision") != "allowed") return "refused " + where + ": " + Str(e, "reason");
+    std::string s = "reached " + where + " (" + Str(e, "address") + ")";
+    if (e.contains("status")) s += ", HTTP " + Str(e, "status");
+    s += ", " + Str(e, "bytes_up") + " bytes up, " + Str(e, "bytes_down") + " down, " +
+         Str(e, "ms") + " ms";
+    if (e.contains("waited_ms")) s += ", held " + Str(e, "waited_ms") + " ms by a rate budget";
+    return s;
+  }
   if (type == "checkpoint") return "signed checkpoint (key " + Short(Str(e, "key")) + ")";
   if (type == "run-resume") return "run resumed";
   if (type == "run-end") return "run ended, exit " + Str(e, "exit");

@@ -5,10 +5,13 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 
 #include "launcher/commands.h"
+#include "launcher/egress.h"
 #include "launcher/policy_file.h"
 #include "launcher/spec_from_policy.h"
+#include "sandbox/egress_proxy.h"
 #include "sandbox/sandbox.h"
 
 namespace corral::launcher {
@@ -51,7 +54,31 @@ int RunExec(const ExecOptions& o) {
   if (!helper) return SetupFailed(helper.error());
   sandbox::RunOptions run_options;
   run_options.helper_path = *helper;
+  // With an allow-list, the proxy serves this one sandbox; refusals are said on stderr.
+  std::optional<sandbox::EgressProxy> proxy;
+  uint64_t served = 0;
+  if (spec->proxy_port != 0) {
+    proxy.emplace([verbose = o.verbose](const sandbox::EgressRecord& r) {
+      if (r.allowed && !verbose) return;
+      std::string line = r.method + " " + r.host + ":" + std::to_string(r.port) + " ";
+      if (r.allowed) {
+        line += "allowed (" + std::to_string(r.bytes_up) + " bytes up, " +
+                std::to_string(r.bytes_down) + " down";
+        if (r.status) line += ", HTTP " + std::to_string(r.status);
+        if (r.waited_ms) line += ", held " + std::to_string(r.waited_ms) + " ms by a rate budget";
+        line += ")";
+      } else {
+        line += "refused: " + r.reason;
+      }
+      std::fprintf(stderr, "corral: egress: %s\n", line.c_str());
+    });
+    ApplyRates(*policy, &*proxy);
+    run_options.on_proxy_listener = [&](int fd) {
+      served = proxy->Serve(fd, EgressClientFor(*policy, "exec"));
+    };
+  }
   auto result = sandbox::Run(*spec, run_options);
+  if (proxy && served) proxy->Stop(served);
   if (!result) return SetupFailed(result.error().message);
   const sandbox::Result& r = *result;
   if (!o.result_file.empty()) {

@@ -23,12 +23,14 @@
 
 #include "launcher/commands.h"
 #include "launcher/crypto.h"
+#include "launcher/egress.h"
 #include "launcher/event_log.h"
 #include "launcher/policy_file.h"
 #include "launcher/scheduler.h"
 #include "launcher/spec_from_policy.h"
 #include "launcher/version.h"
 #include "policy/plan.h"
+#include "sandbox/egress_proxy.h"
 #include "sandbox/sandbox.h"
 #include "worktree/worktree.h"
 
@@ -140,6 +142,7 @@ class Runner {
                      const sandbox::Result& result, TryResult* r);
   void Say(const std::string& line);
   void Stopper();
+  void Egress(const sandbox::EgressRecord& r);
 
   const policy::Plan& plan_;
   std::vector<TaskConfig> tasks_;
@@ -147,11 +150,14 @@ class Runner {
   EventLog* log_;
   bool json_;
   Clock::time_point start_ = Clock::now();
+  // Serves every sandbox whose policy has an egress allow-list; budgets are run-wide.
+  std::unique_ptr<sandbox::EgressProxy> proxy_;
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::pair<size_t, TryResult>> done_;
   std::set<pid_t> helpers_;
+  int throttled_ = 0;  // HTTP 429s the egress proxy saw since the scheduler last heard
   bool stopping_ = false;
   bool finished_ = false;  // the run ended; the stopper thread is told to leave
   int stop_signal_ = 0;
@@ -305,6 +311,10 @@ TryResult Runner::Try(size_t t, int attempt) {
   options.stderr_fd = log_fd;
   options.forward_signals = false;
   pid_t helper = 0;
+  uint64_t served = 0;
+  options.on_proxy_listener = [&](int fd) {
+    if (proxy_) served = proxy_->Serve(fd, EgressClientFor(c.policy, id));
+  };
   options.on_start = [&](pid_t pid) {
     std::lock_guard lock(mu_);
     helper = pid;
@@ -328,6 +338,7 @@ TryResult Runner::Try(size_t t, int attempt) {
     result = sandbox::Run(*spec, options);
     if (result) RecordSandbox(id, attempt, "agent", *result, &r);
   }
+  if (served) proxy_->Stop(served);  // its connections' records come before the task's end
   {
     std::lock_guard lock(mu_);
     helpers_.erase(helper);
@@ -378,6 +389,28 @@ TryResult Runner::Try(size_t t, int attempt) {
   return r;
 }
 
+void Runner::Egress(const sandbox::EgressRecord& r) {
+  json record = {{"type", "net"},
+                 {"task", r.client},
+                 {"method", r.method},
+                 {"host", r.host},
+                 {"port", r.port},
+                 {"decision", r.allowed ? "allowed" : "refused"},
+                 {"bytes_up", r.bytes_up},
+                 {"bytes_down", r.bytes_down},
+                 {"ms", r.ms}};
+  if (!r.reason.empty()) record["reason"] = r.reason;
+  if (!r.address.empty()) record["address"] = r.address;
+  if (r.status) record["status"] = r.status;
+  if (r.waited_ms) record["waited_ms"] = r.waited_ms;
+  Event(record, false, /*sync=*/false);
+  if (r.status == 429) {
+    std::lock_guard lock(mu_);
+    ++throttled_;
+    cv_.notify_all();
+  }
+}
+
 void Runner::Stopper() {
   sigset_t set;
   sigemptyset(&set);
@@ -399,6 +432,14 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored,
   std::vector<SchedTask> sched_tasks;
   for (const TaskConfig& c : tasks_) {
     sched_tasks.push_back({c.task->id, c.deps, c.task->retries, c.policy.requires_human_approval});
+  }
+  for (const TaskConfig& c : tasks_) {
+    if (c.policy.network.egress != policy::EgressKind::kAllowList) continue;
+    if (!proxy_) {
+      proxy_ = std::make_unique<sandbox::EgressProxy>(
+          [this](const sandbox::EgressRecord& r) { Egress(r); });
+    }
+    ApplyRates(c.policy, proxy_.get());
   }
   SchedulerOptions options;
   options.jobs = jobs;
@@ -451,14 +492,19 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored,
     // Starting may have left nothing to wait for (the last ready tasks await approval).
     if (workers.empty() && sched.Done()) break;
     std::vector<std::pair<size_t, TryResult>> finished;
+    int throttled = 0;
     {
       std::unique_lock lock(mu_);
       auto wake = sched.NextWake(now);
       auto until = wake ? start_ + *wake : Clock::now() + std::chrono::hours(1);
-      cv_.wait_until(lock, until, [&] { return !done_.empty() || (stopping_ && !stopping); });
+      cv_.wait_until(lock, until,
+                     [&] { return !done_.empty() || throttled_ > 0 || (stopping_ && !stopping); });
       finished.swap(done_);
+      throttled = std::exchange(throttled_, 0);
     }
     now = std::chrono::duration_cast<Millis>(Clock::now() - start_);
+    // An allowed API answered 429: the shared resource is saturated, so -j auto backs off.
+    if (throttled > 0) sched.RateLimited(now);
     for (auto& [t, r] : finished) {
       workers[t].join();
       workers.erase(t);
@@ -708,9 +754,12 @@ int RunPlan(const RunRequest& request) {
       if (p.tasks[i].task->id != id) continue;
       approved.insert(i);
       std::string now = Iso8601(std::chrono::system_clock::now());
-      (void)log->AppendSigned(
-          {{"type", "approval"}, {"task", id}, {"by", UserName()}, {"how", "--approve"}, {"t", now}},
-          now);
+      (void)log->AppendSigned({{"type", "approval"},
+                               {"task", id},
+                               {"by", UserName()},
+                               {"how", "--approve"},
+                               {"t", now}},
+                              now);
     }
   }
   BlockStopSignals();
@@ -770,7 +819,7 @@ int ResumeRun(const ResumeRequest& request) {
     int exit = e.value("exit", 0);
     if (e.value("type", "") == "run-end" && exit < 128 && exit != kExitAwaitingApproval) {
       return BadInput("run " + request.run + " ended (exit " + std::to_string(e.value("exit", 0)) +
-                  "); nothing to resume");
+                      "); nothing to resume");
     }
   }
   std::string plan_path = start.value("plan", "");

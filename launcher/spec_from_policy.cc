@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "launcher/crypto.h"
+#include "launcher/egress.h"
 #include "policy/seccomp_plan.h"
 
 extern char** environ;
@@ -78,15 +79,10 @@ std::expected<sandbox::Spec, std::string> SpecFromPolicy(const policy::Policy& p
   if (policy.target != policy::Target::kLocal) {
     return std::unexpected("target: only \"local\" runs in this version of corral");
   }
-  if (policy.network.egress == policy::EgressKind::kAllowList) {
-    return std::unexpected(
-        "network.egress: allow-lists need the egress proxy, which this version of corral does not "
-        "have yet; use \"none\" or \"host\"");
-  }
   if (!policy.secrets.inject.empty()) {
     return std::unexpected(
-        "secrets.inject: needs the egress proxy, which this version of corral "
-        "does not have yet; use secrets.env");
+        "secrets.inject: the egress proxy does not inject secrets yet (it would terminate TLS for "
+        "the listed hosts); use secrets.env");
   }
   sandbox::Spec spec;
   spec.argv = argv;
@@ -131,6 +127,20 @@ std::expected<sandbox::Spec, std::string> SpecFromPolicy(const policy::Policy& p
     const std::string* v = lookup(name);
     if (!v) return std::unexpected("secrets.env: " + name + " is not set in corral's environment");
     env[name] = *v;
+  }
+  if (policy.network.egress == policy::EgressKind::kAllowList) {
+    // Every client library reads one of these; the proxy is the only way out.
+    spec.proxy_port = kProxyPort;
+    std::string url = "http://127.0.0.1:" + std::to_string(kProxyPort);
+    for (const char* name :
+         {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"}) {
+      env[name] = url;
+    }
+    // The sandbox's own loopback (an agent's dev server) stays direct, unless the policy sends
+    // loopback names to the host's loopback through the proxy.
+    if (!NamesLoopback(policy)) {
+      env["NO_PROXY"] = env["no_proxy"] = "localhost,127.0.0.1,::1";
+    }
   }
   for (const auto& [name, value] : env) spec.env.push_back(name + "=" + value);
 

@@ -48,6 +48,12 @@ void SetUpNamespaces(const Context& ctx, const std::vector<int>& detached) {
     Check(ctx.sock, ErrnoError("sethostname"));
   }
   if (!spec.share_network) Check(ctx.sock, net::BringUpLoopback());
+  if (!spec.share_network && spec.proxy_port != 0) {
+    auto listener = net::ListenLoopback(spec.proxy_port);
+    if (!listener) SetupFailed(ctx.sock, listener.error());
+    ipc::Send(ctx.sock, ipc::Type::kProxyListener, 0, {}, {*listener});
+    close(*listener);
+  }
   Check(ctx.sock, mnt::BuildRoot(spec, detached));
   for (int fd : detached) close(fd);
 }

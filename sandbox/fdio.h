@@ -1,6 +1,7 @@
 // Small file-descriptor I/O shared by corral and its helper.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "sandbox/error.h"
@@ -16,5 +17,11 @@ Expected<> WriteAll(int fd, const std::string& data, const std::string& what);
 
 // Reads `fd` until end of file (or an error, which ends the data).
 std::string ReadAll(int fd);
+
+// Between corral and its helper (a stream socket): the helper sends the byte 'L' carrying the
+// egress proxy's listening socket before its reply; corral's reader hands such sockets to
+// `on_socket` (which owns them) and returns the rest of the data.
+bool SendProxyListener(int sock, int listener);
+std::string ReadReply(int sock, const std::function<void(int)>& on_socket);
 
 }  // namespace corral::sandbox

@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
     (void)sb::WriteAll(fd, "E" + spec.error().message, "reply");
     return 0;
   }
-  auto result = sb::Supervise(*spec);
+  auto result = sb::Supervise(*spec, fd);
   // When corral is gone there is nobody to tell; the reply is best effort.
   (void)sb::WriteAll(fd, result ? "R" + sb::ToJson(*result) : "E" + result.error().message, "reply");
   return 0;

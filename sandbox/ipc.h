@@ -14,6 +14,7 @@ enum class Type : uint32_t {
   kListener,        // agent -> helper: the seccomp notification fd
   kExecFailed,      // agent -> helper: value is the errno of execve
   kAgentExited,     // init -> helper: value is the agent's wait status
+  kProxyListener,   // init -> helper: the egress proxy's listening socket, inside the sandbox
 };
 
 struct Message {

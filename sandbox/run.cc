@@ -91,7 +91,7 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
   if (options.on_start) options.on_start(helper.id());
   auto sent = WriteAll(sv[0], request, "send spec to helper");
   shutdown(sv[0], SHUT_WR);
-  std::string reply = ReadAll(sv[0]);
+  std::string reply = ReadReply(sv[0], options.on_proxy_listener);
   close(sv[0]);
   std::error_code ec;
   helper.wait(ec);

@@ -26,6 +26,9 @@ struct RunOptions {
   // sandbox by signalling the pid given to `on_start` (SIGTERM: grace, then everything ends).
   bool forward_signals = true;
   std::function<void(pid_t helper)> on_start;
+  // With Spec::proxy_port: receives the listening socket inside the sandbox (and owns it), on the
+  // calling thread, before the command starts.
+  std::function<void(int listener)> on_proxy_listener;
 };
 
 // Runs the command. Returns an Error when the sandbox could not be set up; nothing ran then.

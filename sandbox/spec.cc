@@ -49,7 +49,8 @@ std::string ToJson(const Spec& s) {
             {"exec_allow", s.exec_allow ? json(*s.exec_allow) : json(nullptr)},
             {"limits", limits},        {"syscalls", s.syscalls},
             {"hostname", s.hostname},
-            {"observe_exec", s.observe_exec}};
+            {"observe_exec", s.observe_exec},
+            {"proxy_port", s.proxy_port}};
   return j.dump();
 }
 
@@ -78,6 +79,7 @@ Expected<Spec> SpecFromJson(const std::string& text) {
     s.limits.kill_grace = std::chrono::milliseconds(l.at("kill_grace").get<int64_t>());
     j.at("syscalls").get_to(s.syscalls);
     j.at("observe_exec").get_to(s.observe_exec);
+    j.at("proxy_port").get_to(s.proxy_port);
     j.at("hostname").get_to(s.hostname);
     return s;
   } catch (const json::exception& e) {

@@ -68,6 +68,10 @@ struct Spec {
   // corral's audit key: a directory becomes empty, a file reads as /dev/null.
   std::vector<std::string> hide;
   bool share_network = false;  // false: a network namespace with only loopback
+  // When nonzero (and the network is not shared), a TCP socket listening on 127.0.0.1:proxy_port
+  // inside the sandbox's network namespace is handed to RunOptions::on_proxy_listener before the
+  // command starts: the egress proxy, outside, accepts the sandbox's connections on it.
+  uint16_t proxy_port = 0;
   // When set, only these programs (absolute paths) may be executed; the dynamic loader is added.
   std::optional<std::vector<std::string>> exec_allow;
   Limits limits;

@@ -16,6 +16,7 @@
 
 #include "sandbox/cgroup.h"
 #include "sandbox/contain.h"
+#include "sandbox/fdio.h"
 #include "sandbox/ipc.h"
 #include "sandbox/landlock.h"
 #include "sandbox/mnt.h"
@@ -61,6 +62,7 @@ struct PlaceholderGuard {
 
 // What the sandbox told us and what we saw of it.
 struct Watch {
+  int reply_fd = -1;
   std::string setup_error;
   bool agent_reported = false;
   int agent_status = 0;
@@ -86,6 +88,11 @@ struct Watch {
       case ipc::Type::kAgentExited:
         agent_reported = true;
         agent_status = m.value;
+        break;
+      case ipc::Type::kProxyListener:
+        if (!fds.empty() && !SendProxyListener(reply_fd, fds[0]) && setup_error.empty()) {
+          setup_error = "could not hand the egress proxy its socket";
+        }
         break;
       default:
         break;
@@ -151,7 +158,7 @@ int CloneFlags(const Spec& spec) {
 
 }  // namespace
 
-Expected<Result> Supervise(const Spec& request) {
+Expected<Result> Supervise(const Spec& request, int reply_fd) {
   Spec spec = request;
   mnt::ResolveSymlinks(&spec);
   const Clock::time_point start = Clock::now();
@@ -217,6 +224,7 @@ Expected<Result> Supervise(const Spec& request) {
   if (!sent) return abort_setup(ErrnoError("start sandbox").error());
 
   Watch watch;
+  watch.reply_fd = reply_fd;
   std::optional<Clock::time_point> wall_deadline;
   if (spec.limits.wall_time) wall_deadline = start + *spec.limits.wall_time;
   bool kill_pending = false;

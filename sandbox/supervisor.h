@@ -11,6 +11,8 @@ namespace corral::sandbox {
 // the caller are forwarded into the sandbox. Returns an Error when the sandbox could not be set up
 // (nothing ran); otherwise the Result, also when the command failed.
 // REQUIRES: a single-threaded caller (the child of clone() uses the whole C library).
-Expected<Result> Supervise(const Spec& spec);
+// `reply_fd` is the socket to corral: the egress proxy's listening socket goes there (see
+// SendProxyListener) as soon as the sandbox made it.
+Expected<Result> Supervise(const Spec& spec, int reply_fd);
 
 }  // namespace corral::sandbox

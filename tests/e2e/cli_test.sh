@@ -64,9 +64,9 @@ mkdir "$scratch/ws"
 check "exec with the built-in default policy" 0 "$corral" exec --cwd "$scratch/ws" -- sh -c 'echo hi > f; cat f'
 contains "exec output passes through" out "hi"
 
-check "the allow-list policy is refused until the egress proxy exists" 125 \
+check "injected secrets are refused until the proxy can inject them" 125 \
   "$corral" exec --policy "$src/policies/deployment_agent.toml" --cwd "$scratch/ws" -- true
-contains "the refusal says why" err "deployment_agent.toml: network.egress: allow-lists need the egress proxy"
+contains "the refusal says why" err "deployment_agent.toml: secrets.inject: the egress proxy does not inject secrets yet"
 
 # corral clean on task branches made with the git CLI.
 repo="$scratch/repo"

@@ -1,0 +1,466 @@
+// The egress proxy on Boost.Asio (C++20 coroutines) and Boost.Beast's HTTP parser. Everything
+// runs on one io thread; the public calls post to it. The only file that sees Asio; its
+// exceptions stop here.
+#include "sandbox/egress_proxy.h"
+
+#include <array>
+#include <boost/asio.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange
+
+namespace corral::sandbox {
+namespace {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using asio::use_awaitable;
+using Clock = std::chrono::steady_clock;
+
+constexpr auto kConnectTimeout = std::chrono::seconds(15);
+constexpr size_t kHeaderLimit = 64 * 1024;
+
+int64_t MsSince(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+}
+
+// Loopback, private, link-local, unspecified, shared (CGNAT) and multicast addresses: what a
+// name must not resolve to unless the policy names such a host itself.
+bool IsInternal(const asio::ip::address& a) {
+  if (a.is_v6()) {
+    asio::ip::address_v6 v6 = a.to_v6();
+    if (v6.is_v4_mapped()) return IsInternal(asio::ip::make_address_v4(asio::ip::v4_mapped, v6));
+    auto b = v6.to_bytes();
+    return v6.is_loopback() || v6.is_unspecified() || v6.is_link_local() || v6.is_site_local() ||
+           v6.is_multicast() || (b[0] & 0xfe) == 0xfc;
+  }
+  auto b = a.to_v4().to_bytes();
+  return b[0] == 127 || b[0] == 10 || b[0] == 0 || (b[0] == 172 && (b[1] & 0xf0) == 16) ||
+         (b[0] == 192 && b[1] == 168) || (b[0] == 169 && b[1] == 254) ||
+         (b[0] == 100 && (b[1] & 0xc0) == 64) || b[0] >= 224;
+}
+
+struct Target {
+  std::string host;  // lower case, no trailing dot, IPv6 without brackets
+  uint16_t port = 0;
+  std::string path;  // origin form, for plain HTTP
+  std::string error;
+};
+
+// "host:port", "[v6]:port", with a port unless `default_port` is given.
+bool ParseAuthority(std::string_view a, uint16_t default_port, Target* t) {
+  if (a.empty() || a.find('@') != std::string_view::npos) return false;
+  std::string_view host = a, port;
+  if (a.front() == '[') {
+    size_t close = a.find(']');
+    if (close == std::string_view::npos) return false;
+    host = a.substr(1, close - 1);
+    std::string_view rest = a.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return false;
+      port = rest.substr(1);
+    }
+  } else if (size_t colon = a.rfind(':'); colon != std::string_view::npos) {
+    host = a.substr(0, colon);
+    port = a.substr(colon + 1);
+  }
+  if (host.empty()) return false;
+  t->host.clear();
+  for (char c : host) t->host += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (t->host.back() == '.') t->host.pop_back();
+  if (port.empty()) {
+    if (default_port == 0) return false;
+    t->port = default_port;
+    return true;
+  }
+  unsigned value = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9' || value > 65535) return false;
+    value = value * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (value == 0 || value > 65535) return false;
+  t->port = static_cast<uint16_t>(value);
+  return true;
+}
+
+Target ParseTarget(http::verb method, std::string_view target) {
+  Target t;
+  if (method == http::verb::connect) {
+    if (!ParseAuthority(target, 0, &t))
+      t.error = "CONNECT needs host:port, not '" + std::string(target) + "'";
+    return t;
+  }
+  constexpr std::string_view kHttp = "http://";
+  if (target.substr(0, kHttp.size()) != kHttp) {
+    t.error = target.substr(0, 8) == "https://"
+                  ? "https goes through CONNECT"
+                  : "a proxy request needs an absolute http:// URL, not '" +
+                        std::string(target.substr(0, 200)) + "'";
+    return t;
+  }
+  std::string_view rest = target.substr(kHttp.size());
+  size_t slash = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, slash);
+  t.path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+  if (t.path.front() != '/') t.path = "/" + t.path;
+  if (!ParseAuthority(authority, 80, &t))
+    t.error = "bad host in '" + std::string(target.substr(0, 200)) + "'";
+  return t;
+}
+
+std::string Response(int status, std::string_view reason, const std::string& body) {
+  std::ostringstream os;
+  os << "HTTP/1.1 " << status << ' ' << reason << "\r\nContent-Type: text/plain\r\n"
+     << "Content-Length: " << body.size() << "\r\nConnection: close\r\n\r\n"
+     << body;
+  return os.str();
+}
+
+// A token bucket whose tokens may go negative: each request reserves one and waits until it is
+// paid for, so waiting requests keep their order.
+struct Budget {
+  double capacity = 0;
+  double per_ms = 0;  // tokens added per millisecond
+  double tokens = 0;
+  Clock::time_point last = Clock::now();
+
+  std::chrono::milliseconds Reserve() {
+    Clock::time_point now = Clock::now();
+    tokens = std::min(
+        capacity, tokens + per_ms * std::chrono::duration<double, std::milli>(now - last).count());
+    last = now;
+    tokens -= 1;
+    if (tokens >= 0) return std::chrono::milliseconds(0);
+    return std::chrono::milliseconds(static_cast<int64_t>(-tokens / per_ms) + 1);
+  }
+};
+
+}  // namespace
+
+struct EgressProxy::Impl {
+  struct Server {
+    uint64_t id;
+    EgressClient client;
+    std::unique_ptr<tcp::acceptor> acceptor;
+    std::set<std::shared_ptr<tcp::socket>> sockets;  // open connections, both sides
+    int active = 0;                                  // connection coroutines still running
+    bool stopped = false;
+  };
+
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
+  Sink sink;
+  std::map<std::string, Budget> budgets;
+  std::map<uint64_t, std::shared_ptr<Server>> servers;
+  uint64_t next_id = 1;
+  std::mutex mu;  // guards next_id and the stop handshake
+  std::condition_variable stopped;
+  std::thread thread;
+
+  awaitable<void> Accept(std::shared_ptr<Server> server);
+  awaitable<void> Handle(std::shared_ptr<Server> server, std::shared_ptr<tcp::socket> client);
+  awaitable<void> Pump(std::shared_ptr<tcp::socket> from, std::shared_ptr<tcp::socket> to,
+                       uint64_t* count, int* status);
+  void Finish(Server& server, const EgressRecord& record);
+};
+
+awaitable<void> EgressProxy::Impl::Accept(std::shared_ptr<Server> server) {
+  while (!server->stopped) {
+    auto socket = std::make_shared<tcp::socket>(io);
+    try {
+      co_await server->acceptor->async_accept(*socket, use_awaitable);
+    } catch (const std::exception&) {
+      co_return;  // the listener was closed
+    }
+    server->sockets.insert(socket);
+    {
+      std::lock_guard lock(mu);
+      ++server->active;
+    }
+    asio::co_spawn(io, Handle(server, socket), asio::detached);
+  }
+}
+
+awaitable<void> EgressProxy::Impl::Pump(std::shared_ptr<tcp::socket> from,
+                                        std::shared_ptr<tcp::socket> to, uint64_t* count,
+                                        int* status) {
+  std::array<char, 16384> data;
+  std::string head;  // the start of a response, until its status is known
+  try {
+    for (;;) {
+      size_t n = co_await from->async_read_some(asio::buffer(data), use_awaitable);
+      if (status && *status == 0 && head.size() < 16) {
+        head.append(data.data(), std::min(n, 16 - head.size()));
+        // "HTTP/1.1 200 ..."
+        if (head.size() >= 12 && head.starts_with("HTTP/")) *status = std::atoi(head.c_str() + 9);
+      }
+      co_await asio::async_write(*to, asio::buffer(data, n), use_awaitable);
+      *count += n;
+    }
+  } catch (const std::exception&) {
+  }
+  boost::system::error_code ec;
+  to->shutdown(tcp::socket::shutdown_send, ec);
+}
+
+void EgressProxy::Impl::Finish(Server& server, const EgressRecord& record) {
+  if (sink) sink(record);
+  std::lock_guard lock(mu);
+  --server.active;
+  stopped.notify_all();
+}
+
+awaitable<void> EgressProxy::Impl::Handle(std::shared_ptr<Server> server,
+                                          std::shared_ptr<tcp::socket> client) {
+  Clock::time_point start = Clock::now();
+  EgressRecord rec;
+  rec.client = server->client.name;
+  auto refuse = [&](int status, std::string_view reason,
+                    const std::string& why) -> awaitable<void> {
+    rec.reason = why;
+    std::string body = "corral: " + why + "\n";
+    try {
+      co_await asio::async_write(*client, asio::buffer(Response(status, reason, body)),
+                                 use_awaitable);
+    } catch (const std::exception&) {
+    }
+  };
+  boost::beast::flat_buffer buffer;
+  http::request_parser<http::empty_body> parser;
+  parser.header_limit(kHeaderLimit);
+  bool parsed = true;
+  try {
+    co_await http::async_read_header(*client, buffer, parser, use_awaitable);
+  } catch (const std::exception&) {
+    parsed = false;
+  }
+  if (!parsed) {
+    // Not HTTP (a direct TLS hello, garbage) or closed before a request: said and recorded.
+    co_await refuse(400, "Bad Request", "not an HTTP proxy request");
+  } else {
+    http::request<http::empty_body> req = parser.release();
+    rec.method = std::string(req.method_string().data(), req.method_string().size());
+    bool tunnel = req.method() == http::verb::connect;
+    Target target =
+        ParseTarget(req.method(), std::string_view(req.target().data(), req.target().size()));
+    rec.host = target.host;
+    rec.port = target.port;
+    std::optional<bool> verdict;
+    if (target.error.empty()) verdict = server->client.check(target.host, target.port);
+    tcp::resolver resolver(io);
+    auto upstream = std::make_shared<tcp::socket>(io);
+    std::vector<tcp::endpoint> endpoints;
+    std::string failure;
+    int status = 403;
+    if (!target.error.empty()) {
+      failure = target.error;
+      status = 400;
+    } else if (!verdict) {
+      failure = "the policy '" + server->client.policy + "' does not allow " + target.host + ":" +
+                std::to_string(target.port) + " (network.egress)";
+    } else {
+      if (auto it = budgets.find(target.host); it != budgets.end()) {
+        auto wait = it->second.Reserve();
+        if (wait.count() > 0) {
+          asio::steady_timer timer(io, wait);
+          try {
+            co_await timer.async_wait(use_awaitable);
+          } catch (const std::exception&) {
+          }
+          rec.waited_ms = wait.count();
+        }
+      }
+      boost::system::error_code ec;
+      asio::ip::address literal = asio::ip::make_address(target.host, ec);
+      std::string internal;
+      if (!ec) {
+        endpoints.emplace_back(literal, target.port);
+      } else {
+        try {
+          auto results = co_await resolver.async_resolve(target.host, std::to_string(target.port),
+                                                         use_awaitable);
+          for (const auto& r : results) endpoints.push_back(r.endpoint());
+        } catch (const std::exception&) {
+          failure = "cannot resolve " + target.host;
+          status = 502;
+        }
+      }
+      if (!*verdict) {
+        std::erase_if(endpoints, [&](const tcp::endpoint& e) {
+          if (!IsInternal(e.address())) return false;
+          internal = e.address().to_string();
+          return true;
+        });
+      }
+      if (failure.empty() && endpoints.empty()) {
+        failure = target.host + " resolves to an internal address (" + internal +
+                  "), which the policy does not name (network.egress)";
+      }
+    }
+    if (failure.empty()) {
+      // Connects to the first address that answers, within kConnectTimeout.
+      asio::steady_timer deadline(io, kConnectTimeout);
+      deadline.async_wait([upstream](boost::system::error_code e) {
+        if (!e) upstream->close();
+      });
+      try {
+        tcp::endpoint e = co_await asio::async_connect(*upstream, endpoints, use_awaitable);
+        rec.address = e.address().to_string();
+      } catch (const std::exception& e) {
+        failure = "cannot connect to " + target.host + ":" + std::to_string(target.port) + ": " +
+                  e.what();
+        status = 502;
+      }
+      deadline.cancel();
+    }
+    if (!failure.empty()) {
+      co_await refuse(status,
+                      status == 403   ? "Forbidden"
+                      : status == 400 ? "Bad Request"
+                                      : "Bad Gateway",
+                      failure);
+      rec.allowed = false;
+    } else {
+      rec.allowed = true;
+      server->sockets.insert(upstream);
+      std::string first;
+      if (tunnel) {
+        first = "HTTP/1.1 200 Connection established\r\n\r\n";
+      } else {
+        // Origin form to the server, one request per connection.
+        req.target(target.path);
+        req.erase(http::field::proxy_authorization);
+        req.erase("Proxy-Connection");
+        req.set(http::field::connection, "close");
+        std::ostringstream os;
+        os << req.base();
+        first = os.str();
+      }
+      try {
+        if (tunnel) {
+          co_await asio::async_write(*client, asio::buffer(first), use_awaitable);
+        } else {
+          co_await asio::async_write(*upstream, asio::buffer(first), use_awaitable);
+          rec.bytes_up += first.size();
+        }
+        // What the client sent beyond the request head.
+        if (buffer.size() > 0) {
+          co_await asio::async_write(*upstream, buffer.data(), use_awaitable);
+          rec.bytes_up += buffer.size();
+        }
+      } catch (const std::exception&) {
+      }
+      // Both directions until each side has finished sending.
+      auto up_done = std::make_shared<asio::steady_timer>(io, Clock::time_point::max());
+      auto up_finished = std::make_shared<bool>(false);
+      asio::co_spawn(io, Pump(client, upstream, &rec.bytes_up, nullptr),
+                     [up_done, up_finished](std::exception_ptr) {
+                       *up_finished = true;
+                       up_done->cancel();
+                     });
+      co_await Pump(upstream, client, &rec.bytes_down, tunnel ? nullptr : &rec.status);
+      if (!tunnel) {
+        // The response has ended (the request said Connection: close): so has the exchange.
+        boost::system::error_code ec;
+        client->shutdown(tcp::socket::shutdown_both, ec);
+        upstream->close(ec);
+      }
+      if (!*up_finished) {
+        try {
+          co_await up_done->async_wait(use_awaitable);
+        } catch (const std::exception&) {
+        }
+      }
+      server->sockets.erase(upstream);
+    }
+  }
+  boost::system::error_code ec;
+  client->close(ec);
+  server->sockets.erase(client);
+  rec.ms = MsSince(start);
+  Finish(*server, rec);
+}
+
+EgressProxy::EgressProxy(Sink sink) : impl_(std::make_unique<Impl>()) {
+  impl_->sink = std::move(sink);
+  impl_->thread = std::thread([impl = impl_.get()] { impl->io.run(); });
+}
+
+EgressProxy::~EgressProxy() {
+  impl_->work.reset();
+  impl_->io.stop();
+  impl_->thread.join();
+}
+
+void EgressProxy::SetRate(const std::string& host, uint32_t requests,
+                          std::chrono::milliseconds per) {
+  if (requests == 0 || per.count() <= 0) return;
+  asio::post(impl_->io, [impl = impl_.get(), host, requests, per] {
+    Budget b;
+    b.capacity = requests;
+    b.tokens = requests;
+    b.per_ms = static_cast<double>(requests) / static_cast<double>(per.count());
+    auto [it, fresh] = impl->budgets.try_emplace(host, b);
+    // Two policies budgeting one host: the stricter budget holds for both.
+    if (!fresh && b.per_ms < it->second.per_ms) it->second = b;
+  });
+}
+
+uint64_t EgressProxy::Serve(int listener, EgressClient client) {
+  uint64_t id;
+  {
+    std::lock_guard lock(impl_->mu);
+    id = impl_->next_id++;
+  }
+  asio::post(impl_->io, [impl = impl_.get(), id, listener, client = std::move(client)]() mutable {
+    auto server = std::make_shared<Impl::Server>();
+    server->id = id;
+    server->client = std::move(client);
+    server->acceptor = std::make_unique<tcp::acceptor>(impl->io);
+    boost::system::error_code ec;
+    server->acceptor->assign(tcp::v4(), listener, ec);
+    impl->servers[id] = server;
+    if (ec) return;
+    asio::co_spawn(impl->io, impl->Accept(server), asio::detached);
+  });
+  return id;
+}
+
+void EgressProxy::Stop(uint64_t id) {
+  std::shared_ptr<Impl::Server> server;
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  bool closed = false;
+  asio::post(impl_->io, [&] {
+    auto it = impl_->servers.find(id);
+    if (it != impl_->servers.end()) {
+      server = it->second;
+      impl_->servers.erase(it);
+      server->stopped = true;
+      boost::system::error_code ec;
+      server->acceptor->close(ec);
+      for (const auto& s : server->sockets) s->close(ec);
+    }
+    std::lock_guard lock(done_mu);
+    closed = true;
+    done_cv.notify_all();
+  });
+  {
+    std::unique_lock lock(done_mu);
+    done_cv.wait(lock, [&] { return closed; });
+  }
+  if (!server) return;
+  // The connections end on the io thread and report themselves; wait for the last one.
+  std::unique_lock lock(impl_->mu);
+  impl_->stopped.wait_for(lock, std::chrono::seconds(5), [&] { return server->active == 0; });
+}
+
+}  // namespace corral::sandbox

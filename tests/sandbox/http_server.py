@@ -1,0 +1,46 @@
+#!/usr/bin/python3
+"""A test server on loopback for the egress tests: serves --root, writes the port it got to
+--port-file, and with --tls CERT KEY speaks HTTPS. GET /status/NNN answers with status NNN."""
+import argparse
+import functools
+import http.server
+import ssl
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.startswith("/status/"):
+            code = int(self.path.split("/")[2])
+            body = f"status {code}\n".encode()
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--port-file", required=True)
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+    args = parser.parse_args()
+    handler = functools.partial(Handler, directory=args.root)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if args.tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*args.tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    with open(args.port_file + ".tmp", "w") as f:
+        f.write(str(server.server_address[1]))
+    import os
+    os.rename(args.port_file + ".tmp", args.port_file)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
