@@ -13,7 +13,6 @@
 #include <set>
 #include <sstream>
 #include <thread>
-#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange
 
 namespace corral::sandbox {
 namespace {

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>  // for egress_proxy.cc: Boost 1.74's Asio uses std::exchange without it
 
 namespace corral::sandbox {
 
