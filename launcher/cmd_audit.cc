@@ -188,6 +188,11 @@ std::string Describe(const json& e) {
     if (e.contains("waited_ms")) s += ", held " + Str(e, "waited_ms") + " ms by a rate budget";
     return s;
   }
+  if (type == "concurrency") {
+    return "concurrency " +
+           std::string(e.value("limit", 0) < e.value("was", 0) ? "lowered" : "raised") + " from " +
+           Str(e, "was") + " to " + Str(e, "limit") + " (" + Str(e, "why") + ")";
+  }
   if (type == "checkpoint") return "signed checkpoint (key " + Short(Str(e, "key")) + ")";
   if (type == "run-resume") return "run resumed";
   if (type == "run-end") return "run ended, exit " + Str(e, "exit");

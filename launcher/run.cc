@@ -504,7 +504,16 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored,
     }
     now = std::chrono::duration_cast<Millis>(Clock::now() - start_);
     // An allowed API answered 429: the shared resource is saturated, so -j auto backs off.
-    if (throttled > 0) sched.RateLimited(now);
+    if (throttled > 0) {
+      int before = sched.limit();
+      sched.RateLimited(now);
+      if (sched.limit() != before) {
+        Event({{"type", "concurrency"},
+               {"limit", sched.limit()},
+               {"was", before},
+               {"why", "HTTP 429 through the egress proxy"}});
+      }
+    }
     for (auto& [t, r] : finished) {
       workers[t].join();
       workers.erase(t);

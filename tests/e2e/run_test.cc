@@ -353,6 +353,39 @@ TEST_F(RunTest, AuditLogVerifiesAndTamperingIsNamed) {
   EXPECT_EQ(corral({"audit", "verify", "nope"}).status, 2);
 }
 
+TEST_F(RunTest, NetworkConnectionsAreAuditedAndThrottlingIsHeard) {
+  ScratchDir site("corral-run-site");
+  WriteFile(site.path() + "/index.html", "hi\n");
+  std::string port_file = site.path() + "/port";
+  pid_t server = Spawn({"/usr/bin/python3", HTTP_SERVER, "--root", site.path(), "--port-file",
+                        port_file},
+                       site.path() + "/log");
+  for (int i = 0; i < 200 && !fs::exists(port_file); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::string port = ReadFile(port_file);
+  ASSERT_FALSE(port.empty());
+  WriteFile(scratch_.path() + "/net.toml",
+            "[network]\negress = [\"localhost:" + port + "\"]\n[env]\npass = [\"PATH\"]\n");
+  std::string script = "curl -sS http://localhost:" + port + "/index.html > got.txt; curl -sS http://localhost:" +
+                       port + "/status/429; curl -sS http://example.com/ || true";
+  Output o = Run("[[task]]\nid = \"fetch\"\npolicy = \"net.toml\"\nrun = [\"sh\", \"-c\", \"" +
+                 script + "\"]\n", {"-j", "auto"});
+  kill(server, SIGTERM);
+  waitpid(server, nullptr, 0);
+  EXPECT_EQ(o.status, 0) << o.err;
+  std::string run = Report()["run"];
+  EXPECT_EQ(Git({"show", "corral/" + run + "/fetch:got.txt"}).out, "hi\n");
+  Output show = RunCommand({CORRAL_BIN, "audit", "show", run, "--repo", repo_.path()});
+  for (const std::string& want : std::vector<std::string>{"reached GET localhost:" + port + " (127.0.0.1), HTTP 200",
+                           "reached GET localhost:" + port + " (127.0.0.1), HTTP 429",
+                           "refused GET example.com:80: the policy 'net' does not allow example.com:80",
+                           "concurrency lowered from 2 to 1 (HTTP 429 through the egress proxy)"}) {
+    EXPECT_NE(show.out.find(want), std::string::npos) << want << "\n" << show.out;
+  }
+  EXPECT_EQ(RunCommand({CORRAL_BIN, "audit", "verify", run, "--repo", repo_.path()}).status, 0);
+}
+
 }  // namespace
 }  // namespace corral::testing
 
