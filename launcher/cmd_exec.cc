@@ -23,6 +23,7 @@ struct ExecOptions {
   std::string result_file;
   bool verbose = false;
   bool observe_exec = false;
+  std::string secrets_file;
   std::vector<std::string> command;
 };
 
@@ -43,7 +44,14 @@ int RunExec(const ExecOptions& o) {
     std::fprintf(stderr, "corral: --cwd %s: %s\n", dir.c_str(), std::strerror(errno));
     return kExitBadInput;
   }
-  auto spec = SpecFromPolicy(*policy, buf, o.command, HostEnv::FromEnviron());
+  HostEnv host = HostEnv::FromEnviron();
+  if (!o.secrets_file.empty()) {
+    if (auto r = host.LoadSecretsFile(o.secrets_file); !r) {
+      std::fprintf(stderr, "corral: %s\n", r.error().c_str());
+      return kExitBadInput;
+    }
+  }
+  auto spec = SpecFromPolicy(*policy, buf, o.command, host);
   if (!spec) {
     // The policy is valid but this host cannot honour it: say which file and key.
     return SetupFailed((o.policy.empty() ? "default.toml (built in)" : o.policy) + ": " +
@@ -113,6 +121,8 @@ std::function<int()> DefineExec(CLI::App* app) {
                   "Policy file (default: the built-in policies/default.toml)");
   app->add_option("--cwd", o->cwd, "Workspace directory, read-write inside (default: current)");
   app->add_option("--result", o->result_file, "Write the structured result as JSON to this file");
+  app->add_option("--secrets-file", o->secrets_file,
+                  "NAME=value lines for the policy's secrets.env (mode 0600, yours)");
   app->add_flag("--observe-exec", o->observe_exec,
                 "Record every program the command executes (in --result, and with -v on stderr)");
   app->add_flag("-v,--verbose", o->verbose,

@@ -14,6 +14,8 @@ std::function<int()> DefineRun(CLI::App* app) {
   app->add_option("-j,--jobs", *jobs, "Tasks at once: a number, or auto (default: the plan's)");
   app->add_flag("--json", r->json, "Stream the run's events as JSON lines on stdout");
   app->add_option("--approve", r->approve, "Approve this task up front (repeatable)");
+  app->add_option("--secrets-file", r->secrets_file,
+                  "NAME=value lines for the policies' secrets.env (mode 0600, yours)");
   return [r, jobs] {
     if (!jobs->empty()) {
       if (*jobs == "auto") {
@@ -42,6 +44,8 @@ std::function<int()> DefineResume(CLI::App* app) {
   app->add_option("run", r->run, "The run to continue")->required();
   app->add_option("--repo", r->repo, "The repository (default: the current directory)");
   app->add_flag("--json", r->json, "Stream the run's events as JSON lines on stdout");
+  app->add_option("--secrets-file", r->secrets_file,
+                  "NAME=value lines for the policies' secrets.env (mode 0600, yours)");
   return [r] { return ResumeRun(*r); };
 }
 

@@ -26,6 +26,7 @@
 #include "launcher/egress.h"
 #include "launcher/event_log.h"
 #include "launcher/policy_file.h"
+#include "launcher/redact.h"
 #include "launcher/scheduler.h"
 #include "launcher/spec_from_policy.h"
 #include "launcher/version.h"
@@ -100,7 +101,8 @@ struct TryResult {
   std::string commit;
   std::vector<std::string> files_changed;
   std::vector<worktree::Skipped> skipped;
-  json output;  // the task's JSON result, or null
+  std::vector<worktree::Skipped> withheld;  // held a secret's value (reason: its name)
+  json output;                              // the task's JSON result, or null
   std::string output_error;
   std::string started_at, ended_at;
   std::vector<worktree::Conflict> input_conflicts;
@@ -111,8 +113,9 @@ class Runner {
  public:
   Runner(const policy::Plan& plan, std::vector<TaskConfig> tasks, std::string common_dir,
          std::string base, std::string run_id, std::string run_dir, std::string helper,
-         EventLog* log, bool json_events)
-      : plan_(plan),
+         EventLog* log, bool json_events, HostEnv host)
+      : host_(std::move(host)),
+        plan_(plan),
         tasks_(std::move(tasks)),
         common_dir_(std::move(common_dir)),
         base_(std::move(base)),
@@ -120,7 +123,13 @@ class Runner {
         dir_(std::move(run_dir)),
         helper_(std::move(helper)),
         log_(log),
-        json_(json_events) {}
+        json_(json_events) {
+    std::vector<std::pair<std::string, std::string>> secrets;
+    for (const TaskConfig& c : tasks_) {
+      for (auto& s : host_.SecretsOf(c.policy)) secrets.push_back(std::move(s));
+    }
+    redactor_ = Redactor(std::move(secrets));
+  }
 
   // A task that ended before a crash or interruption: its state, tries and last result.
   struct Restored {
@@ -144,6 +153,8 @@ class Runner {
   void Stopper();
   void Egress(const sandbox::EgressRecord& r);
 
+  HostEnv host_;
+  Redactor redactor_;  // every secret of the run: nothing corral writes shows one
   const policy::Plan& plan_;
   std::vector<TaskConfig> tasks_;
   std::string common_dir_, base_, run_, dir_, helper_;
@@ -164,6 +175,7 @@ class Runner {
 };
 
 void Runner::Event(json record, bool sign, bool sync) {
+  redactor_.Apply(&record);
   record["t"] = Iso8601(std::chrono::system_clock::now());
   auto r = sign ? log_->AppendSigned(record, record["t"]) : log_->Append(record, sync);
   if (!r) std::fprintf(stderr, "corral: %s\n", r.error().c_str());
@@ -278,11 +290,12 @@ TryResult Runner::Try(size_t t, int attempt) {
   for (size_t d : c.deps) {
     std::string result = dir_ + "/out/" + tasks_[d].task->id + "/result.json";
     if (fs::exists(result)) {
-      fs::copy_file(result, in_dir + "/" + tasks_[d].task->id + ".json",
-                    fs::copy_options::overwrite_existing, ec);
+      // Redacted: a dependency's secrets are not this task's to see.
+      std::ofstream(in_dir + "/" + tasks_[d].task->id + ".json", std::ios::binary)
+          << redactor_.Apply(ReadWhole(result));
     }
   }
-  auto spec = SpecFromPolicy(c.policy, ws->path, c.task->run, HostEnv::FromEnviron());
+  auto spec = SpecFromPolicy(c.policy, ws->path, c.task->run, host_);
   if (!spec) return fail(c.task->policy + ": " + spec.error());
   spec->binds.emplace_back(out_dir, true);
   spec->binds.emplace_back(in_dir, false);
@@ -307,8 +320,28 @@ TryResult Runner::Try(size_t t, int attempt) {
   sandbox::RunOptions options;
   options.helper_path = helper_;
   options.stdin_fd = null_fd;
-  options.stdout_fd = log_fd;
-  options.stderr_fd = log_fd;
+  // With secrets in the run, output reaches the log through a redacting pipe.
+  int out_fd = log_fd;
+  std::thread capture;
+  if (!redactor_.empty()) {
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) == 0) {
+      out_fd = fds[1];
+      capture = std::thread([this, in = fds[0], log_fd] {
+        Redactor::Stream stream(&redactor_);
+        char buf[1 << 16];
+        for (ssize_t n; (n = read(in, buf, sizeof(buf))) > 0;) {
+          std::string clean = stream.Feed(std::string_view(buf, static_cast<size_t>(n)));
+          (void)!write(log_fd, clean.data(), clean.size());
+        }
+        std::string rest = stream.Flush();
+        (void)!write(log_fd, rest.data(), rest.size());
+        close(in);
+      });
+    }
+  }
+  options.stdout_fd = out_fd;
+  options.stderr_fd = out_fd;
   options.forward_signals = false;
   pid_t helper = 0;
   uint64_t served = 0;
@@ -344,16 +377,29 @@ TryResult Runner::Try(size_t t, int attempt) {
     helpers_.erase(helper);
   }
   (void)repo->UnlockWorkspace(*ws);
+  if (capture.joinable()) {
+    close(out_fd);  // every process of the sandbox is gone: the reader sees the end
+    capture.join();
+  }
   close(log_fd);
   close(null_fd);
 
-  // Whatever the command did, its changes become a commit.
-  auto commit = repo->CommitAll(*ws, {run_, id, c.policy_ref});
+  // Whatever the command did, its changes become a commit, but never a secret's value.
+  auto commit = repo->CommitAll(*ws, {run_, id, c.policy_ref, redactor_.secrets()});
   r.ended_at = Iso8601(std::chrono::system_clock::now());
   if (!commit) return fail("commit: " + commit.error().message);
   r.commit = commit->commit;
   r.files_changed = commit->files_changed;
   r.skipped = commit->skipped;
+  r.withheld = commit->withheld;
+  // What the agent left in its output folder is kept in the run's state: redacted.
+  if (!redactor_.empty()) {
+    for (const auto& e : fs::directory_iterator(out_dir, ec)) {
+      if (!e.is_regular_file() || e.is_symlink()) continue;
+      std::string text = ReadWhole(e.path().string());
+      if (redactor_.Find(text)) std::ofstream(e.path(), std::ios::binary) << redactor_.Apply(text);
+    }
+  }
   std::string output = out_dir + "/result.json";
   if (fs::exists(output)) {
     r.output = json::parse(ReadWhole(output), nullptr, false);
@@ -366,7 +412,13 @@ TryResult Runner::Try(size_t t, int attempt) {
   if (!r.message.empty()) return fail(r.message);
   int status = result->ExitStatus();
   r.exit_code = status;
-  if (status == 0) {
+  if (!r.withheld.empty()) {
+    r.outcome.kind = Outcome::Kind::kFailed;
+    r.status = "secret-leak";
+    r.message = "kept " + std::to_string(r.withheld.size()) +
+                " file(s) out of the commit: they hold the value of a secret (" +
+                r.withheld.front().path + ": " + r.withheld.front().reason + ")";
+  } else if (status == 0) {
     r.outcome.kind = Outcome::Kind::kSucceeded;
     r.status = commit->committed ? "succeeded" : "no-changes";
   } else if (result->timed_out) {
@@ -595,6 +647,12 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored,
     } else if (r && !r->message.empty()) {
       task["reason"] = r->message;
     }
+    if (r && !r->withheld.empty()) {
+      json withheld = json::array();
+      for (const auto& s : r->withheld)
+        withheld.push_back({{"path", s.path}, {"secret", s.reason}});
+      task["withheld"] = withheld;
+    }
     if (r && !r->skipped.empty()) {
       json skipped = json::array();
       for (const auto& s : r->skipped) skipped.push_back({{"path", s.path}, {"reason", s.reason}});
@@ -606,6 +664,7 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored,
                  {"base", base_},
                  {"tasks", tasks},
                  {"merge", merge ? json::parse(worktree::ToJson(*merge)) : json(nullptr)}};
+  redactor_.Apply(&report);
   std::ofstream(dir_ + "/report.json") << report.dump(2) << "\n";
   std::string md = "# corral run " + run_ + "\n\nbase `" + base_ +
                    "`\n\n| task | status | tries | files changed |\n|---|---|---|---|\n";
@@ -615,7 +674,7 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored,
           std::to_string(t["files_changed"].size()) + " |\n";
   }
   if (merge) md += "\n" + worktree::ToMarkdown(*merge);
-  std::ofstream(dir_ + "/report.md") << md;
+  std::ofstream(dir_ + "/report.md") << redactor_.Apply(md);
 
   bool conflicts = merge && !merge->conflicted.empty();
   int status = stop_signal_               ? 128 + stop_signal_
@@ -648,7 +707,8 @@ struct Prepared {
   std::vector<TaskConfig> tasks;
 };
 
-std::expected<std::unique_ptr<Prepared>, std::string> Prepare(const std::string& plan_path) {
+std::expected<std::unique_ptr<Prepared>, std::string> Prepare(const std::string& plan_path,
+                                                              const HostEnv& host) {
   auto p = std::make_unique<Prepared>();
   std::ifstream in(plan_path, std::ios::binary);
   if (!in) return std::unexpected(plan_path + ": " + std::strerror(errno));
@@ -672,7 +732,7 @@ std::expected<std::unique_ptr<Prepared>, std::string> Prepare(const std::string&
     auto pol = LoadPolicy(policy_path.string());
     if (!pol) return std::unexpected(pol.error());
     // The policy must be one this host can enforce, before anything is created.
-    auto spec = SpecFromPolicy(*pol, fs::current_path().string(), t.run, HostEnv::FromEnviron());
+    auto spec = SpecFromPolicy(*pol, fs::current_path().string(), t.run, host);
     if (!spec) return std::unexpected(where + t.policy + ": " + spec.error());
     TaskConfig c{&t, *pol, pol->name + "@" + Sha256Hex(ReadWhole(policy_path.string())), i, {}};
     for (const std::string& d : t.depends_on) c.deps.push_back(index[d]);
@@ -706,7 +766,11 @@ void BlockStopSignals() {
 }  // namespace
 
 int RunPlan(const RunRequest& request) {
-  auto prepared = Prepare(request.plan_path);
+  HostEnv host = HostEnv::FromEnviron();
+  if (!request.secrets_file.empty()) {
+    if (auto r = host.LoadSecretsFile(request.secrets_file); !r) return BadInput(r.error());
+  }
+  auto prepared = Prepare(request.plan_path, host);
   if (!prepared) return BadInput(prepared.error());
   Prepared& p = **prepared;
   for (const std::string& id : request.approve) {
@@ -732,8 +796,8 @@ int RunPlan(const RunRequest& request) {
   if (!lock) return BadInput(lock.error());
   auto log = EventLog::Create(run_dir + "/events.jsonl", run_id, &*key);
   if (!log) return BadInput(log.error());
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
+  char hostname[256] = {};
+  gethostname(hostname, sizeof(hostname) - 1);
   std::optional<int> jobs = request.jobs_auto ? std::nullopt
                             : request.jobs    ? request.jobs
                                               : p.plan.jobs;
@@ -745,7 +809,7 @@ int RunPlan(const RunRequest& request) {
                 {"plan_sha256", Sha256Hex(p.text)},
                 {"base", *base},
                 {"corral", kVersion},
-                {"host", host},
+                {"host", hostname},
                 {"uid", geteuid()},
                 {"user", UserName()},
                 {"jobs", jobs ? json(*jobs) : json("auto")},
@@ -773,7 +837,7 @@ int RunPlan(const RunRequest& request) {
   }
   BlockStopSignals();
   Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), *base, run_id, run_dir, *helper,
-                &*log, request.json);
+                &*log, request.json, std::move(host));
   int status = runner.Run(jobs, {}, approved);
   close(*lock);
   return status;
@@ -832,7 +896,11 @@ int ResumeRun(const ResumeRequest& request) {
     }
   }
   std::string plan_path = start.value("plan", "");
-  auto prepared = Prepare(plan_path);
+  HostEnv host = HostEnv::FromEnviron();
+  if (!request.secrets_file.empty()) {
+    if (auto r = host.LoadSecretsFile(request.secrets_file); !r) return BadInput(r.error());
+  }
+  auto prepared = Prepare(plan_path, host);
   if (!prepared) return BadInput(prepared.error());
   Prepared& p = **prepared;
   if (Sha256Hex(p.text) != start.value("plan_sha256", "")) {
@@ -893,7 +961,7 @@ int ResumeRun(const ResumeRequest& request) {
   }
   BlockStopSignals();
   Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), start.value("base", ""),
-                request.run, run_dir, *helper, &*log, request.json);
+                request.run, run_dir, *helper, &*log, request.json, std::move(host));
   int status = runner.Run(jobs, restored, approved);
   close(*lock);
   return status;

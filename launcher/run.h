@@ -14,12 +14,14 @@ struct RunRequest {
   bool jobs_auto = false;
   bool json = false;  // stream events as JSON lines on stdout
   std::vector<std::string> approve;  // tasks approved up front (--approve)
+  std::string secrets_file;          // --secrets-file: values for the policies' secrets.env
 };
 
 struct ResumeRequest {
   std::string run;
   std::string repo = ".";
   bool json = false;
+  std::string secrets_file;  // secrets are never stored: give them again
 };
 
 // Runs the plan and returns the exit status of DESIGN.md: 0 success, 1 a task failed or timed

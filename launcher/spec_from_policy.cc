@@ -1,10 +1,14 @@
 #include "launcher/spec_from_policy.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
 
 #include "launcher/crypto.h"
 #include "launcher/egress.h"
@@ -58,6 +62,60 @@ std::vector<sandbox::SyscallRule> SyscallRules(const policy::Policy& policy) {
                         a.mask, a.value});
     }
     out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::expected<void, std::string> HostEnv::LoadSecretsFile(const std::string& path) {
+  const std::string flag = "--secrets-file " + path;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return std::unexpected(flag + ": " + std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+      (st.st_mode & 077) != 0) {
+    close(fd);
+    return std::unexpected(flag +
+                           ": must be a regular file of yours that only you can read (chmod 600)");
+  }
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) text.append(buf, static_cast<size_t>(n));
+  close(fd);
+  int line_no = 0;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line.front() == '#') continue;
+    size_t eq = line.find('=');
+    std::string name = line.substr(0, eq);
+    bool valid = eq != std::string::npos && !name.empty() &&
+                 std::all_of(name.begin(), name.end(), [](char c) {
+                   return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                 });
+    // The message never quotes the line: it may hold a value.
+    if (!valid) {
+      return std::unexpected(path + ":" + std::to_string(line_no) +
+                             ": not NAME=value (--secrets-file)");
+    }
+    secrets[name] = line.substr(eq + 1);
+  }
+  return {};
+}
+
+std::vector<std::pair<std::string, std::string>> HostEnv::SecretsOf(
+    const policy::Policy& policy) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const std::string& name : policy.secrets.env) {
+    if (auto it = secrets.find(name); it != secrets.end()) {
+      out.emplace_back(name, it->second);
+    } else if (auto v = vars.find(name); v != vars.end()) {
+      out.emplace_back(name, v->second);
+    }
   }
   return out;
 }
@@ -124,8 +182,12 @@ std::expected<sandbox::Spec, std::string> SpecFromPolicy(const policy::Policy& p
   }
   for (const auto& [name, value] : policy.env.set) env[name] = value;
   for (const std::string& name : policy.secrets.env) {
-    const std::string* v = lookup(name);
-    if (!v) return std::unexpected("secrets.env: " + name + " is not set in corral's environment");
+    auto it = host.secrets.find(name);
+    const std::string* v = it != host.secrets.end() ? &it->second : lookup(name);
+    if (!v) {
+      return std::unexpected("secrets.env: " + name +
+                             " is not set in corral's environment or --secrets-file");
+    }
     env[name] = *v;
   }
   if (policy.network.egress == policy::EgressKind::kAllowList) {

@@ -4,6 +4,7 @@
 #include <expected>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "policy/policy.h"
@@ -12,8 +13,15 @@
 namespace corral::launcher {
 
 struct HostEnv {
-  std::map<std::string, std::string> vars;  // corral's own environment
+  std::map<std::string, std::string> vars;     // corral's own environment
+  std::map<std::string, std::string> secrets;  // from --secrets-file; before vars for secrets.env
   static HostEnv FromEnviron();
+  // Reads NAME=value lines ('#' starts a comment line) from `path`, which must be a regular file
+  // of the caller's with mode 0600 (no access for group or others). Errors name the file (and
+  // line) and the flag.
+  std::expected<void, std::string> LoadSecretsFile(const std::string& path);
+  // The values of `policy`'s secrets.env, as the sandbox gets them.
+  std::vector<std::pair<std::string, std::string>> SecretsOf(const policy::Policy& policy) const;
 };
 
 // Errors name the policy key and the host path or variable ("filesystem.read_only: /opt/x does

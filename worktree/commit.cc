@@ -16,7 +16,34 @@ namespace {
 struct AddPayload {
   std::string workdir;  // with a trailing '/'
   std::vector<Skipped>* skipped;
+  const std::vector<std::pair<std::string, std::string>>* forbidden;
+  std::vector<Skipped>* withheld;
 };
+
+// The label of the first forbidden value in `data`, or nullptr.
+const std::string* Holds(std::string_view data,
+                         const std::vector<std::pair<std::string, std::string>>& forbidden) {
+  for (const auto& [label, bytes] : forbidden) {
+    if (!bytes.empty() && data.find(bytes) != std::string_view::npos) return &label;
+  }
+  return nullptr;
+}
+
+// Scans a file in chunks that overlap by the longest value less one byte.
+const std::string* FileHolds(int fd,
+                             const std::vector<std::pair<std::string, std::string>>& forbidden) {
+  size_t longest = 0;
+  for (const auto& f : forbidden) longest = std::max(longest, f.second.size());
+  if (longest == 0) return nullptr;
+  std::string window;
+  char buf[1 << 16];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) {
+    window.append(buf, static_cast<size_t>(n));
+    if (const std::string* hit = Holds(window, forbidden)) return hit;
+    if (window.size() > longest - 1) window.erase(0, window.size() - (longest - 1));
+  }
+  return nullptr;
+}
 
 // Decides, per path libgit2 is about to stage, whether it goes into the commit. Paths kept out are
 // recorded once, with the reason.
@@ -38,10 +65,23 @@ int FilterPath(const char* path, const char* /*matched_pathspec*/, void* data) {
     if (lstat((full + "/.git").c_str(), &git) == 0) return skip("nested repository");
     return 0;
   }
+  const std::string* hit = nullptr;
   if (S_ISREG(st.st_mode)) {
     int fd = open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return skip("unreadable");
+    if (!p->forbidden->empty()) hit = FileHolds(fd, *p->forbidden);
     close(fd);
+  } else if (S_ISLNK(st.st_mode) && !p->forbidden->empty()) {
+    char target[4096];
+    ssize_t n = readlink(full.c_str(), target, sizeof(target));
+    if (n > 0) hit = Holds(std::string_view(target, static_cast<size_t>(n)), *p->forbidden);
+  }
+  if (hit) {
+    std::string rel(path);
+    bool seen = std::any_of(p->withheld->begin(), p->withheld->end(),
+                            [&](const Skipped& s) { return s.path == rel; });
+    if (!seen) p->withheld->push_back({rel, *hit});
+    return 1;
   }
   return 0;
 }
@@ -63,7 +103,7 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   if (git_index_read(index.get(), 1) != 0) return GitError("read index of " + ws.path);
 
   CommitResult result;
-  AddPayload payload{workdir, &result.skipped};
+  AddPayload payload{workdir, &result.skipped, &request.forbidden, &result.withheld};
   char star[] = "*";
   char* patterns[] = {star};
   git_strarray all = {patterns, 1};
@@ -81,8 +121,10 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
     return GitError("HEAD commit of " + ws.path);
   }
   CommitPtr parent(raw_parent);
-  std::sort(result.skipped.begin(), result.skipped.end(),
-            [](const Skipped& a, const Skipped& b) { return a.path < b.path; });
+  for (auto* list : {&result.skipped, &result.withheld}) {
+    std::sort(list->begin(), list->end(),
+              [](const Skipped& a, const Skipped& b) { return a.path < b.path; });
+  }
   result.commit = git_oid_tostr_s(git_commit_id(parent.get()));
   if (git_oid_equal(&tree_id, git_commit_tree_id(parent.get()))) return result;
 

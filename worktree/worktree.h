@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "worktree/error.h"
@@ -35,6 +36,9 @@ struct Workspace {
 struct CommitRequest {
   std::string run, task;
   std::string policy;  // "<name>@<sha256 of the policy file>"
+  // (label, bytes): a changed file (or symlink target) that holds any of these bytes is kept out
+  // of the commit and listed in CommitResult::withheld. Used for secrets' values.
+  std::vector<std::pair<std::string, std::string>> forbidden;
 };
 
 struct Skipped {
@@ -47,6 +51,7 @@ struct CommitResult {
   std::string commit;                      // the branch head afterwards (hex)
   std::vector<std::string> files_changed;  // by the new commit, sorted
   std::vector<Skipped> skipped;            // kept out of the commit, by path
+  std::vector<Skipped> withheld;           // kept out: they hold forbidden bytes (reason: label)
 };
 
 struct BranchToMerge {
@@ -57,7 +62,7 @@ struct BranchToMerge {
 struct Hunk {
   int merged_line = 0;  // where the conflict starts in the file with conflict markers (1-based)
   int base_start = 0, ours_start = 0, theirs_start = 0;  // 1-based first line in each side's file
-  std::string base, ours, theirs;                       // each side's text of the hunk
+  std::string base, ours, theirs;                        // each side's text of the hunk
 };
 
 struct Conflict {
@@ -74,8 +79,8 @@ struct PairConflict {
 };
 
 struct MergeReport {
-  std::string branch;  // the integration branch (short name)
-  std::string commit;  // its head (hex)
+  std::string branch;                   // the integration branch (short name)
+  std::string commit;                   // its head (hex)
   std::vector<std::string> merged;      // task ids, in merge order
   std::vector<std::string> conflicted;  // task ids left out
   std::vector<Conflict> conflicts;
@@ -104,9 +109,9 @@ class Repository {
  public:
   // Creates a repository at `path` (which must not exist or be empty) whose branch `main` has one
   // commit of `files` (path -> content). For demos and examples.
-  static Expected<Repository> InitWithFiles(const std::string& path,
-                                            const std::vector<std::pair<std::string, std::string>>& files,
-                                            const std::string& message);
+  static Expected<Repository> InitWithFiles(
+      const std::string& path, const std::vector<std::pair<std::string, std::string>>& files,
+      const std::string& message);
 
   // Opens the repository containing `path` (a working tree or a git dir).
   static Expected<Repository> Open(const std::string& path);
@@ -158,7 +163,8 @@ class Repository {
   // order, starting from `base`, with
   // in-memory three-way merges; a branch that conflicts is left out and reported, the others
   // still merge. The ref is updated with compare-and-swap. Also computes the pairwise matrix.
-  Expected<MergeReport> Integrate(const std::string& base, const std::vector<BranchToMerge>& branches,
+  Expected<MergeReport> Integrate(const std::string& base,
+                                  const std::vector<BranchToMerge>& branches,
                                   const std::string& into);
 
  private:

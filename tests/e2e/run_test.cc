@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -383,6 +384,77 @@ TEST_F(RunTest, NetworkConnectionsAreAuditedAndThrottlingIsHeard) {
                            "concurrency lowered from 2 to 1 (HTTP 429 through the egress proxy)"}) {
     EXPECT_NE(show.out.find(want), std::string::npos) << want << "\n" << show.out;
   }
+  EXPECT_EQ(RunCommand({CORRAL_BIN, "audit", "verify", run, "--repo", repo_.path()}).status, 0);
+}
+
+TEST_F(RunTest, SecretValuesNeverReachAnythingCorralWrites) {
+  const std::string token = "tok-5f3a9c71e2d84b06";
+  ScratchDir site("corral-run-site");
+  WriteFile(site.path() + "/index.html", "hi\n");
+  std::string port_file = site.path() + "/port";
+  pid_t server = Spawn({"/usr/bin/python3", HTTP_SERVER, "--root", site.path(), "--port-file",
+                        port_file},
+                       site.path() + "/log");
+  for (int i = 0; i < 200 && !fs::exists(port_file); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::string port = ReadFile(port_file);
+  std::string secrets = scratch_.path() + "/secrets.env";
+  WriteFile(secrets, "# for the test\nTOKEN=" + token + "\n", 0644);
+  WriteFile(scratch_.path() + "/s.toml", "[network]\negress = [\"localhost:" + port +
+                                             "\"]\n[secrets]\nenv = [\"TOKEN\"]\n[env]\npass = [\"PATH\"]\n");
+  std::string plan =
+      "[[task]]\nid = \"leaky\"\npolicy = \"s.toml\"\n"
+      "run = [\"sh\", \"-c\", \"printf %s $TOKEN > secret.txt; echo fine > clean.txt\"]\n\n"
+      "[[task]]\nid = \"talker\"\npolicy = \"s.toml\"\n"
+      "run = [\"sh\", \"-c\", \"echo my token is $TOKEN; echo err $TOKEN >&2; "
+      "printf '{\\\"token\\\": \\\"%s\\\"}' $TOKEN > $CORRAL_OUTPUT; "
+      "curl -sS -o /dev/null http://localhost:" + port + "/index.html?k=$TOKEN; sh -c 'true '$TOKEN; "
+      "echo talked > talked.txt\"]\n\n" +
+      Task("reader", "cat $CORRAL_INPUTS/talker.json > seen.txt", "depends_on = [\"talker\"]");
+  // A secrets file others can read is refused, and nothing is created.
+  Output loose = Run(plan, {"--secrets-file", secrets});
+  EXPECT_EQ(loose.status, 2);
+  EXPECT_EQ(loose.err, "corral: --secrets-file " + secrets +
+                           ": must be a regular file of yours that only you can read (chmod 600)\n");
+  EXPECT_FALSE(fs::exists(repo_.path() + "/.git/corral/runs"));
+  chmod(secrets.c_str(), 0600);
+  Output o = Run(plan, {"--secrets-file", secrets});
+  kill(server, SIGTERM);
+  waitpid(server, nullptr, 0);
+  EXPECT_EQ(o.status, 1) << o.err;
+  json r = Report();
+  std::string run = r["run"];
+  EXPECT_EQ(Find(r, "leaky")["status"], "secret-leak");
+  EXPECT_EQ(Find(r, "leaky")["withheld"], json::parse(R"([{"path":"secret.txt","secret":"TOKEN"}])"));
+  EXPECT_EQ(Find(r, "leaky")["files_changed"], json({"clean.txt"}));
+  EXPECT_EQ(Find(r, "talker")["status"], "succeeded");
+  EXPECT_EQ(Find(r, "talker")["output"], json({{"token", "[REDACTED:TOKEN]"}}));
+  EXPECT_EQ(Find(r, "reader")["status"], "succeeded");
+  std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/logs/talker.log");
+  EXPECT_NE(log.find("my token is [REDACTED:TOKEN]\n"), std::string::npos) << log;
+  EXPECT_NE(log.find("err [REDACTED:TOKEN]\n"), std::string::npos) << log;
+  EXPECT_EQ(Git({"show", "corral/" + run + "/reader:seen.txt"}).out, R"({"token": "[REDACTED:TOKEN]"})");
+
+  // Every file corral wrote, every object of every branch, corral's own output: no value.
+  EXPECT_EQ(o.out.find(token), std::string::npos);
+  EXPECT_EQ(o.err.find(token), std::string::npos);
+  // (The worktree keeps what the agent wrote, secret.txt included, for the user to look at.)
+  for (const auto& e : fs::recursive_directory_iterator(repo_.path() + "/.git/corral/runs")) {
+    if (e.is_regular_file()) {
+      EXPECT_EQ(ReadFile(e.path()).find(token), std::string::npos) << e.path();
+    }
+  }
+  EXPECT_EQ(Git({"log", "--all", "-p", "--format=%B"}).out.find(token), std::string::npos);
+  std::istringstream refs(Git({"for-each-ref", "--format=%(refname)"}).out);
+  int searched = 0;
+  for (std::string ref; std::getline(refs, ref); ++searched) {
+    EXPECT_EQ(Git({"grep", "-q", token, ref}).status, 1) << ref;
+  }
+  EXPECT_GE(searched, 4);
+  EXPECT_EQ(Git({"grep", "-q", "fine", "corral/" + run + "/leaky"}).status, 0) << "control";
+  Output show = RunCommand({CORRAL_BIN, "audit", "show", run, "--repo", repo_.path()});
+  EXPECT_NE(show.out.find("executed sh -c true [REDACTED:TOKEN]"), std::string::npos) << show.out;
   EXPECT_EQ(RunCommand({CORRAL_BIN, "audit", "verify", run, "--repo", repo_.path()}).status, 0);
 }
 

@@ -507,7 +507,21 @@ env = ["CORRAL_TEST_TOKEN"]
   EXPECT_EQ(missing.status, 125);
   EXPECT_EQ(missing.err, "corral: " + scratch_.path() +
                              "/policy.toml: secrets.env: CORRAL_TEST_TOKEN is not set in corral's "
-                             "environment\n");
+                             "environment or --secrets-file\n");
+  // From a secrets file, which only its owner may read.
+  std::string file = scratch_.path() + "/secrets";
+  WriteFile(file, "# comment\nCORRAL_TEST_TOKEN=from-file\n", 0600);
+  Output from_file = Exec({probe_, "env"}, p, {"CORRAL_TEST_TOKEN=from-env"}, {"--secrets-file", file});
+  EXPECT_NE(from_file.out.find("CORRAL_TEST_TOKEN=from-file\n"), std::string::npos) << from_file.err;
+  chmod(file.c_str(), 0640);
+  Output loose = Exec({"true"}, p, {}, {"--secrets-file", file});
+  EXPECT_EQ(loose.status, 2);
+  EXPECT_EQ(loose.err, "corral: --secrets-file " + file +
+                           ": must be a regular file of yours that only you can read (chmod 600)\n");
+  WriteFile(file, "CORRAL_TEST_TOKEN=x\nnot a pair\n", 0600);
+  Output bad = Exec({"true"}, p, {}, {"--secrets-file", file});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_EQ(bad.err, "corral: " + file + ":2: not NAME=value (--secrets-file)\n");
 }
 
 TEST_F(ExecTest, OnlyStdioIsInherited) {

@@ -74,7 +74,7 @@ class WorktreeTest : public ::testing::Test {
       WriteFile(ws.path + "/" + path, content);
     }
     for (const std::string& path : removed) fs::remove(ws.path + "/" + path);
-    auto c = repo_->CommitAll(ws, {"r1", task, "p@0"});
+    auto c = repo_->CommitAll(ws, {"r1", task, "p@0", {}});
     EXPECT_TRUE(c && c->committed) << (c ? "no change" : c.error().message);
     return {task, ws.branch};
   }
@@ -162,7 +162,7 @@ TEST_F(WorktreeTest, CommitsEveryKindOfChange) {
   WriteFile(ws.path + "/debug.log", "ignored? no longer: .gitignore is deleted\n");
   WriteFile(ws.path + "/line\nbreak", "odd name\n");
   WriteFile(ws.path + "/latin1-\xe9", "odd name\n");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "code_implementer@abc123"});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "code_implementer@abc123", {}});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(c->committed);
   EXPECT_EQ(Git({"rev-parse", "corral/r1/t"}).out, c->commit + "\n");
@@ -198,7 +198,7 @@ TEST_F(WorktreeTest, NothingTheAgentPlantedRunsAtCommit) {
   }
   WriteFile(ws.path + "/.gitattributes", "*.txt filter=x\n");
   WriteFile(ws.path + "/a.txt", "changed\n");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0"});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(c->committed);
   EXPECT_FALSE(fs::exists(marker)) << "something the agent planted ran";
@@ -213,7 +213,7 @@ TEST_F(WorktreeTest, NothingTheAgentPlantedRunsAtCommit) {
 TEST_F(WorktreeTest, IgnoredFilesStayOut) {
   Workspace ws = Create("r1", "t");
   WriteFile(ws.path + "/build.log", "noise\n");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0"});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}});
   ASSERT_TRUE(c);
   EXPECT_FALSE(c->committed);
   EXPECT_EQ(c->commit, base_);
@@ -221,7 +221,7 @@ TEST_F(WorktreeTest, IgnoredFilesStayOut) {
 
 TEST_F(WorktreeTest, NoChangeMeansNoCommit) {
   Workspace ws = Create("r1", "t");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0"});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_FALSE(c->committed);
   EXPECT_TRUE(c->files_changed.empty());
@@ -234,7 +234,7 @@ TEST_F(WorktreeTest, TheAgentsOwnCommitsAreKept) {
   Git({"add", "agent.txt"}, ws.path);
   Git({"-c", "user.name=Agent", "-c", "user.email=a@x", "commit", "-q", "-m", "agent commit"}, ws.path);
   WriteFile(ws.path + "/after.txt", "uncommitted\n");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0"});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}});
   ASSERT_TRUE(c && c->committed);
   EXPECT_EQ(c->files_changed, std::vector<std::string>{"after.txt"});
   EXPECT_EQ(Git({"log", "--format=%s", base_ + "..corral/r1/t"}).out, "corral: task t\nagent commit\n");
@@ -246,7 +246,7 @@ TEST_F(WorktreeTest, NestedRepositoriesAndUnreadableFilesAreReported) {
   WriteFile(ws.path + "/vendor/lib/x.c", "int x;\n");
   WriteFile(ws.path + "/secret.key", "k\n", 0000);
   WriteFile(ws.path + "/ok.txt", "fine\n");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0"});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(c->committed);
   Output tree = Git({"ls-tree", "-r", "--name-only", "corral/r1/t"});
