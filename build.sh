@@ -4,7 +4,8 @@
 #   ./build.sh test   install what is missing, build, and run every test (as root: also as an
 #                     unprivileged user, as CI does)
 #   ./build.sh bench  build and run the benchmarks in tests/bench
-# Works on Debian 12 as root or with sudo. Nothing is downloaded but Debian packages.
+# Works on Debian 12 as root or with sudo. Nothing is downloaded but Debian packages and, for
+# the tests, the pinned npm packages of tests/agents (real agent CLIs).
 set -euo pipefail
 cd "$(dirname "$0")"
 src=$(pwd)
@@ -13,6 +14,11 @@ mode=${1:-demo}
 packages=(build-essential cmake pkg-config git libgit2-dev libkrb5-dev libseccomp-dev libboost-dev libboost-filesystem-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libssl-dev libgtest-dev libgmock-dev)
 [ "$mode" = bench ] && packages+=(bubblewrap hyperfine)
+# The tests' peers: curl, openssl and Python's http.server on loopback; Node.js for the agent CLIs.
+if [ "$mode" = test ]; then
+  packages+=(curl openssl python3 nodejs)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
+fi
 
 stage() { printf '\n== %s (%ss)\n' "$1" "$SECONDS"; }
 
@@ -41,6 +47,8 @@ build() {  # build DIR [cmake args...]
 test_user=corral-test
 
 run_tests() {
+  stage "agent CLIs from npm (tests/agents)"
+  npm ci --ignore-scripts --no-audit --no-fund --prefix tests/agents >/dev/null
   build build -DBUILD_TESTING=ON
   stage "tests as $(id -un)"
   (cd build && ctest --output-on-failure --no-tests=error -j"$(nproc)")
@@ -50,6 +58,7 @@ run_tests() {
     trap 'rm -rf "$copy"' EXIT  # global: the trap runs after this function returned
     git ls-files -z | xargs -0 cp --parents -t "$copy"
     chown -R "$test_user" "$copy"
+    cp -a tests/agents/node_modules "$copy/tests/agents/"  # root's, read-only to the user
     chmod 755 "$copy"
     stage "tests as $test_user (unprivileged)"
     runuser -u "$test_user" -- env CORRAL_REQUIRE_FEATURES="${CORRAL_REQUIRE_FEATURES:-}" bash -c "

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Real agent CLIs in corral's sandboxes: Claude Code and Codex (npm packages, pinned in
+# tests/agents/package.json and installed there by ./build.sh test) start under the shipped
+# policies, and a request to an API host the policy does not allow fails at the proxy.
+# Usage: agents_test.sh CORRAL SOURCE_DIR   (CORRAL_AGENTS_DIR overrides SOURCE_DIR/tests/agents)
+set -u
+corral=$1
+src=$2
+agents=${CORRAL_AGENTS_DIR:-$src/tests/agents}
+passed=0 failed=0
+scratch=$(mktemp -d /tmp/corral-agents-XXXXXX)
+trap 'rm -rf "$scratch"' EXIT
+
+if [ ! -x "$agents/node_modules/.bin/claude" ] || [ ! -x "$agents/node_modules/.bin/codex" ]; then
+  echo "FAIL: no agent CLIs in $agents/node_modules: run npm ci --ignore-scripts --prefix tests/agents"
+  exit 1
+fi
+
+check() {  # check NAME EXPECTED_STATUS COMMAND...
+  local name=$1 expected=$2
+  shift 2
+  "$@" >"$scratch/out" 2>"$scratch/err"
+  local status=$?
+  if [ "$status" -eq "$expected" ]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $name: exit $status, expected $expected"
+    sed 's/^/  out: /' "$scratch/out" | tail -20
+    sed 's/^/  err: /' "$scratch/err" | tail -20
+  fi
+}
+
+contains() {  # contains NAME FILE TEXT
+  if grep -qF -- "$3" "$scratch/$2"; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAIL: $1: $2 lacks '$3'"
+    sed 's/^/  | /' "$scratch/$2" | tail -20
+  fi
+}
+
+# The agents' folder is the workspace: the CLIs run from it, as a project's own tools would.
+for policy in default offline-build code_implementer; do
+  check "claude starts under $policy" 0 "$corral" exec --policy "$src/policies/$policy.toml" \
+    --cwd "$agents" -- node_modules/.bin/claude --version
+  contains "claude says its version under $policy" out "(Claude Code)"
+  check "codex starts under $policy" 0 "$corral" exec --policy "$src/policies/$policy.toml" \
+    --cwd "$agents" -- node_modules/.bin/codex --version
+  contains "codex says its version under $policy" out "codex-cli "
+done
+
+# Claude Code pointed at an API host that code_implementer does not allow: the proxy refuses the
+# tunnel and the CLI gives up at once (its retries off) instead of hanging. The timeout inside
+# only bounds a regression; it is not a measurement.
+check "claude fails at the proxy" 0 "$corral" exec -v --policy "$src/policies/code_implementer.toml" \
+  --cwd "$agents" -- sh -c 'ANTHROPIC_BASE_URL=https://api.example.org ANTHROPIC_API_KEY=sk-test \
+    CLAUDE_CODE_MAX_RETRIES=0 timeout 60 node_modules/.bin/claude -p hello; echo "claude exit $?"'
+contains "claude names the refusal" out "the proxy refused the tunnel"
+contains "claude ends on its own, with an error" out "claude exit 1"
+contains "the proxy recorded it" err "CONNECT api.example.org:443 refused: the policy 'code_implementer' does not allow api.example.org:443 (network.egress)"
+
+# Codex with a provider on a host the policy does not allow: every attempt is refused at once
+# (Codex itself keeps reconnecting; the timeout ends it).
+check "codex is refused at the proxy" 0 "$corral" exec -v --policy "$src/policies/code_implementer.toml" \
+  --cwd "$agents" -- sh -c 'OPENAI_API_KEY=sk-test timeout 15 node_modules/.bin/codex exec \
+    --skip-git-repo-check -c model_provider=\"denied\" \
+    -c "model_providers.denied={name=\"denied\", base_url=\"https://api.example.org/v1\", env_key=\"OPENAI_API_KEY\", wire_api=\"responses\", request_max_retries=0, stream_max_retries=0}" \
+    hello >/dev/null 2>&1; true'
+contains "the proxy refused codex's API host" err "CONNECT api.example.org:443 refused: the policy 'code_implementer' does not allow api.example.org:443 (network.egress)"
+if grep ' allowed (' "$scratch/err" | grep -q 'api.example.org'; then
+  failed=$((failed + 1))
+  echo "FAIL: codex reached the host the policy does not allow"
+else
+  passed=$((passed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
