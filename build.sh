@@ -49,6 +49,9 @@ test_user=corral-test
 run_tests() {
   stage "agent CLIs from npm (tests/agents)"
   npm ci --ignore-scripts --no-audit --no-fund --prefix tests/agents >/dev/null
+  # The one install script the tests need, run by name: it copies Claude Code's native binary
+  # from its platform package over the placeholder (no network).
+  (cd tests/agents && node node_modules/@anthropic-ai/claude-code/install.cjs)
   build build -DBUILD_TESTING=ON
   stage "tests as $(id -un)"
   (cd build && ctest --output-on-failure --no-tests=error -j"$(nproc)")

@@ -5,11 +5,13 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "sandbox/fdio.h"
+#include "sandbox/host_probe.h"
 #include "sandbox/supervisor.h"
 
 int main(int argc, char** argv) {
@@ -18,6 +20,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--ipc-fd") == 0) fd = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--parent") == 0) parent = std::atoi(argv[i + 1]);
+  }
+  if (argc == 2 && std::strcmp(argv[1], "--probe") == 0) {
+    std::printf("%s\n", corral::sandbox::ToJson(corral::sandbox::ProbeHost()).c_str());
+    return 0;
   }
   if (fd < 3) {
     fprintf(stderr, "corral-sandbox: run by corral, not by hand\n");

@@ -14,6 +14,7 @@
 #include <boost/process/posix.hpp>
 
 #include "sandbox/fdio.h"
+#include "sandbox/host_probe.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp.h"
 
@@ -103,6 +104,21 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
   // The helper answers "E<message>" when the sandbox could not be set up, else "R<result json>".
   if (reply[0] == 'E') return Fail(reply.substr(1));
   return ResultFromJson(reply.substr(1));
+}
+
+Expected<std::vector<HostCheck>> RunHostProbe(const std::string& helper_path) {
+  namespace bp = boost::process;
+  std::string out;
+  try {
+    bp::ipstream pipe;
+    bp::child probe(helper_path, "--probe", bp::std_out > pipe, bp::std_err > bp::null);
+    std::string line;
+    while (std::getline(pipe, line)) out += line;
+    probe.wait();
+  } catch (const std::exception& e) {
+    return Fail("run " + helper_path + " --probe: " + e.what());
+  }
+  return HostChecksFromJson(out);
 }
 
 }  // namespace corral::sandbox
