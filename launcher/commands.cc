@@ -33,6 +33,8 @@ std::span<const Command> Commands() {
       {"clean",
        "Remove task worktrees and branches whose work is kept elsewhere: corral clean RUN|--all",
        DefineClean},
+      {"doctor", "What this host gives corral's sandbox, and what to do about the rest",
+       DefineDoctor},
       {"demo", "Show a sandboxed command that works and attempts the sandbox blocks", DefineDemo},
   };
   return kCommands;

@@ -44,5 +44,6 @@ std::function<int()> DefineLogs(CLI::App* app);
 std::function<int()> DefineReport(CLI::App* app);
 std::function<int()> DefineMerge(CLI::App* app);
 std::function<int()> DefineAudit(CLI::App* app);
+std::function<int()> DefineDoctor(CLI::App* app);
 
 }  // namespace corral::launcher

@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   }
   auto result = sb::Supervise(*spec, fd);
   // When corral is gone there is nobody to tell; the reply is best effort.
-  (void)sb::WriteAll(fd, result ? "R" + sb::ToJson(*result) : "E" + result.error().message, "reply");
+  (void)sb::WriteAll(fd, result ? "R" + sb::ToJson(*result) : "E" + result.error().message,
+                     "reply");
   return 0;
 }

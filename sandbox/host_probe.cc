@@ -1,6 +1,7 @@
 #include "sandbox/host_probe.h"
 
 #include <fcntl.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -15,8 +16,6 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
-#include <linux/seccomp.h>
-
 #include <nlohmann/json.hpp>
 
 #include "sandbox/cgroup.h"
@@ -80,13 +79,15 @@ HostCheck UserNamespaces() {
     if (debian == "0") {
       c.fix = "sysctl -w kernel.unprivileged_userns_clone=1";
     } else if (apparmor == "1") {
-      c.fix = "allow corral in AppArmor (a profile with 'userns,') or sysctl -w "
-              "kernel.apparmor_restrict_unprivileged_userns=0";
+      c.fix =
+          "allow corral in AppArmor (a profile with 'userns,') or sysctl -w "
+          "kernel.apparmor_restrict_unprivileged_userns=0";
     } else if (max == "0") {
       c.fix = "sysctl -w user.max_user_namespaces=15000";
     } else {
-      c.fix = "in a container, allow unshare/clone (seccomp profile) and CAP_SYS_ADMIN-free "
-              "user namespaces, or run corral on the host";
+      c.fix =
+          "in a container, allow unshare/clone (seccomp profile) and CAP_SYS_ADMIN-free "
+          "user namespaces, or run corral on the host";
     }
   }
   return c;
@@ -112,7 +113,7 @@ HostCheck Seccomp() {
   bool filter = prctl(PR_GET_SECCOMP) >= 0;
   bool notify = syscall(SYS_seccomp, SECCOMP_GET_ACTION_AVAIL, 0, &action) == 0;
   c.ok = filter && notify;
-  c.detail = !filter ? "seccomp is not available"
+  c.detail = !filter  ? "seccomp is not available"
              : notify ? "filters, and notifications to the supervisor (denials are counted, "
                         "programs observed)"
                       : "filters, but no user notification (kernel before 5.0)";
@@ -128,8 +129,9 @@ HostCheck Landlock() {
                         (abi >= 6 ? " (files, network, signals and abstract sockets)" : "")
                   : "not enabled";
   if (!c.ok) {
-    c.fix = "boot with landlock in the lsm= list (Linux 5.13+); without it corral enforces file "
-            "rules with mounts only and refuses tools.allow";
+    c.fix =
+        "boot with landlock in the lsm= list (Linux 5.13+); without it corral enforces file "
+        "rules with mounts only and refuses tools.allow";
   }
   return c;
 }
@@ -138,15 +140,17 @@ HostCheck Cgroups() {
   HostCheck c{"cgroups (limits.memory, pids, cpu_time)", false, false, "", ""};
   cgroup::Availability a = cgroup::Probe();
   auto one = [](const std::string& where, bool v2, const char* name) {
-    return std::string(name) + ": " + (where.empty() ? "unavailable" : (v2 ? "v2 " : "v1 ") + where);
+    return std::string(name) + ": " +
+           (where.empty() ? "unavailable" : (v2 ? "v2 " : "v1 ") + where);
   };
   c.ok = !a.memory.empty();
   c.detail = one(a.memory, a.memory_v2, "memory") + "; " + one(a.pids, a.pids_v2, "pids") + "; " +
              one(a.cpu, a.cpu_v2, "cpu");
   if (!c.ok) {
-    c.fix = "delegate a cgroup v2 subtree with the memory controller to your user (systemd: "
-            "Delegate=yes, or run under 'systemd-run --user --scope'); policies without "
-            "limits.memory run without it";
+    c.fix =
+        "delegate a cgroup v2 subtree with the memory controller to your user (systemd: "
+        "Delegate=yes, or run under 'systemd-run --user --scope'); policies without "
+        "limits.memory run without it";
   }
   return c;
 }
@@ -162,10 +166,10 @@ HostCheck OverlayInUserNamespace() {
   int err = InChild([&] {
     if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return errno;
     if (int e = BecomeRootInside(uid, gid); e != 0) return e;
-    std::string options = "lowerdir=" + dir + "/lower,upperdir=" + dir + "/upper,workdir=" + dir +
-                          "/work,userxattr";
+    std::string options =
+        "lowerdir=" + dir + "/lower,upperdir=" + dir + "/upper,workdir=" + dir + "/work,userxattr";
     return mount("overlay", (dir + "/merged").c_str(), "overlay", 0, options.c_str()) == 0 ? 0
-                                                                                        : errno;
+                                                                                           : errno;
   });
   for (const char* sub : {"/work/work", "/work", "/lower", "/upper", "/merged"}) {
     rmdir((dir + sub).c_str());
@@ -205,8 +209,8 @@ HostCheck IdmappedMounts() {
     }
     int userns = open((maps + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC);
     int result = EPERM;
-    int tree = static_cast<int>(syscall(__NR_open_tree, AT_FDCWD, dir.c_str(),
-                                        k::kOpenTreeClone | O_CLOEXEC));
+    int tree = static_cast<int>(
+        syscall(__NR_open_tree, AT_FDCWD, dir.c_str(), k::kOpenTreeClone | O_CLOEXEC));
     if (ok && userns >= 0 && tree >= 0) {
       k::MountAttr attr{};
       attr.attr_set = k::kMountAttrIdmap;
@@ -224,14 +228,18 @@ HostCheck IdmappedMounts() {
   rmdir(dir.c_str());
   c.ok = err == 0;
   if (geteuid() != 0) {
-    c.detail = c.ok ? "works" : "not for an unprivileged user (" + Errno(err) + "); corral uses "
-                                "them only when it runs as root";
+    c.detail = c.ok ? "works"
+                    : "not for an unprivileged user (" + Errno(err) +
+                          "); corral uses "
+                          "them only when it runs as root";
     c.ok = true;  // nothing corral needs from an unprivileged user
   } else {
-    c.detail = c.ok ? "works on /tmp's filesystem" : "mount_setattr(MOUNT_ATTR_IDMAP): " + Errno(err);
+    c.detail =
+        c.ok ? "works on /tmp's filesystem" : "mount_setattr(MOUNT_ATTR_IDMAP): " + Errno(err);
     if (!c.ok) {
-      c.fix = "as root, corral id-maps the workspace: keep worktrees on a filesystem that "
-              "supports id-mapped mounts (ext4, xfs, btrfs, tmpfs on Linux 5.12+)";
+      c.fix =
+          "as root, corral id-maps the workspace: keep worktrees on a filesystem that "
+          "supports id-mapped mounts (ext4, xfs, btrfs, tmpfs on Linux 5.12+)";
     }
   }
   return c;
@@ -240,8 +248,8 @@ HostCheck IdmappedMounts() {
 }  // namespace
 
 std::vector<HostCheck> ProbeHost() {
-  return {UserNamespaces(), OtherNamespaces(), Seccomp(),          Landlock(),
-          Cgroups(),        IdmappedMounts(),  OverlayInUserNamespace()};
+  return {UserNamespaces(), OtherNamespaces(),       Seccomp(), Landlock(), Cgroups(),
+          IdmappedMounts(), OverlayInUserNamespace()};
 }
 
 std::string ToJson(const std::vector<HostCheck>& checks) {

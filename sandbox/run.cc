@@ -72,7 +72,8 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
     namespace bp = boost::process;
     bp::environment no_environment;
     auto exe = bp::exe = options.helper_path;
-    auto args = bp::args = {"--ipc-fd", std::to_string(sv[1]), "--parent", std::to_string(getpid())};
+    auto args =
+        bp::args = {"--ipc-fd", std::to_string(sv[1]), "--parent", std::to_string(getpid())};
     // Descriptors given by the caller become the helper's (and so the command's) stdio.
     auto redirect = bp::extend::on_exec_setup = [&](auto&) {
       if (options.stdin_fd >= 0) dup2(options.stdin_fd, 0);

@@ -88,6 +88,21 @@ check "clean --force archives" 0 "$corral" clean --repo "$repo" --all --force
 contains "clean --force says where" out "archived corral/r1/unique (refs/corral/archive/r1/unique)"
 check "the archive holds the work" 0 git -C "$repo" rev-parse --verify -q refs/corral/archive/r1/unique
 
+check "doctor" 0 "$corral" doctor --json
+cp "$scratch/out" "$scratch/doctor.json"
+check "doctor: the essentials work, and Landlock where CI requires every feature" 0 python3 -c '
+import json, os, sys
+d = json.load(open(sys.argv[1]))
+checks = {c["name"]: c for c in d["checks"]}
+assert d["ready"], d
+for name in ("user namespaces", "seccomp with user notification"):
+    assert checks[name]["ok"], checks[name]
+if os.environ.get("CORRAL_REQUIRE_FEATURES") == "1":
+    assert checks["Landlock"]["ok"], checks["Landlock"]
+' "$scratch/doctor.json"
+check "doctor in text" 0 "$corral" doctor
+contains "doctor names Landlock" out "Landlock: "
+contains "doctor says it works" out "corral exec and corral run work here."
 check "demo" 0 "$corral" demo
 contains "demo" out "corral demo: every fence held."
 
