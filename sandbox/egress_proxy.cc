@@ -17,6 +17,8 @@
 #include <sstream>
 #include <thread>
 
+#include "sandbox/proxy_target.h"
+
 namespace corral::sandbox {
 namespace {
 
@@ -70,74 +72,6 @@ struct Pipe {
     in = out = -1;
   }
 };
-
-struct Target {
-  std::string host;  // lower case, no trailing dot, IPv6 without brackets
-  uint16_t port = 0;
-  std::string path;  // origin form, for plain HTTP
-  std::string error;
-};
-
-// "host:port", "[v6]:port", with a port unless `default_port` is given.
-bool ParseAuthority(std::string_view a, uint16_t default_port, Target* t) {
-  if (a.empty() || a.find('@') != std::string_view::npos) return false;
-  std::string_view host = a, port;
-  if (a.front() == '[') {
-    size_t close = a.find(']');
-    if (close == std::string_view::npos) return false;
-    host = a.substr(1, close - 1);
-    std::string_view rest = a.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') return false;
-      port = rest.substr(1);
-    }
-  } else if (size_t colon = a.rfind(':'); colon != std::string_view::npos) {
-    host = a.substr(0, colon);
-    port = a.substr(colon + 1);
-  }
-  if (host.empty()) return false;
-  t->host.clear();
-  for (char c : host) t->host += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (t->host.back() == '.') t->host.pop_back();
-  if (port.empty()) {
-    if (default_port == 0) return false;
-    t->port = default_port;
-    return true;
-  }
-  unsigned value = 0;
-  for (char c : port) {
-    if (c < '0' || c > '9' || value > 65535) return false;
-    value = value * 10 + static_cast<unsigned>(c - '0');
-  }
-  if (value == 0 || value > 65535) return false;
-  t->port = static_cast<uint16_t>(value);
-  return true;
-}
-
-Target ParseTarget(http::verb method, std::string_view target) {
-  Target t;
-  if (method == http::verb::connect) {
-    if (!ParseAuthority(target, 0, &t))
-      t.error = "CONNECT needs host:port, not '" + std::string(target) + "'";
-    return t;
-  }
-  constexpr std::string_view kHttp = "http://";
-  if (target.substr(0, kHttp.size()) != kHttp) {
-    t.error = target.substr(0, 8) == "https://"
-                  ? "https goes through CONNECT"
-                  : "a proxy request needs an absolute http:// URL, not '" +
-                        std::string(target.substr(0, 200)) + "'";
-    return t;
-  }
-  std::string_view rest = target.substr(kHttp.size());
-  size_t slash = rest.find_first_of("/?#");
-  std::string_view authority = rest.substr(0, slash);
-  t.path = slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
-  if (t.path.front() != '/') t.path = "/" + t.path;
-  if (!ParseAuthority(authority, 80, &t))
-    t.error = "bad host in '" + std::string(target.substr(0, 200)) + "'";
-  return t;
-}
 
 std::string Response(int status, std::string_view reason, const std::string& body) {
   std::ostringstream os;
@@ -310,8 +244,9 @@ awaitable<void> EgressProxy::Impl::Handle(std::shared_ptr<Server> server,
     http::request<http::empty_body> req = parser.release();
     rec.method = std::string(req.method_string().data(), req.method_string().size());
     bool tunnel = req.method() == http::verb::connect;
-    Target target =
-        ParseTarget(req.method(), std::string_view(req.target().data(), req.target().size()));
+    ProxyTarget target =
+        ParseProxyTarget(req.method() == http::verb::connect,
+                         std::string_view(req.target().data(), req.target().size()));
     rec.host = target.host;
     rec.port = target.port;
     std::optional<bool> verdict;
