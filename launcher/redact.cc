@@ -25,36 +25,32 @@ bool Redactor::Find(std::string_view text, std::string* name) const {
   return false;
 }
 
-size_t Redactor::Replace(std::string* text) const {
-  size_t clean_from = 0;
-  std::string out;
+size_t Redactor::Replace(std::string_view text, size_t limit, std::string* out) const {
   size_t pos = 0;
-  while (pos < text->size()) {
+  while (true) {
     // The earliest match of any value; on a tie, the longest (listed first).
-    size_t best = std::string::npos;
+    size_t best = std::string_view::npos;
     const std::pair<std::string, std::string>* hit = nullptr;
     for (const auto& s : secrets_) {
-      size_t at = text->find(s.second, pos);
+      size_t at = text.find(s.second, pos);
       if (at < best) {
         best = at;
         hit = &s;
       }
     }
-    if (!hit) break;
-    out.append(*text, pos, best - pos);
-    out += "[REDACTED:" + hit->first + "]";
+    if (!hit || best >= limit) break;
+    out->append(text.substr(pos, best - pos));
+    *out += "[REDACTED:" + hit->first + "]";
     pos = best + hit->second.size();
-    clean_from = out.size();
   }
-  if (clean_from == 0 && pos == 0) return 0;
-  out.append(*text, pos, std::string::npos);
-  *text = std::move(out);
-  return clean_from;
+  size_t end = std::max(pos, std::min(limit, text.size()));
+  out->append(text.substr(pos, end - pos));
+  return end;
 }
 
 std::string Redactor::Apply(std::string_view text) const {
-  std::string out(text);
-  if (!secrets_.empty()) Replace(&out);
+  std::string out;
+  Replace(text, text.size(), &out);
   return out;
 }
 
@@ -62,7 +58,7 @@ void Redactor::Apply(nlohmann::json* j) const {
   if (secrets_.empty()) return;
   if (j->is_string()) {
     std::string& s = j->get_ref<std::string&>();
-    if (Find(s)) Replace(&s);
+    if (Find(s)) s = Apply(s);
   } else if (j->is_array()) {
     for (auto& v : *j) Apply(&v);
   } else if (j->is_object()) {
@@ -79,17 +75,20 @@ void Redactor::Apply(nlohmann::json* j) const {
 std::string Redactor::Stream::Feed(std::string_view chunk) {
   pending_.append(chunk);
   if (r_->secrets_.empty()) return std::exchange(pending_, "");
-  size_t clean_from = r_->Replace(&pending_);
-  // Hold back what could still grow into a value: at most longest-1 bytes, never a replacement.
-  size_t keep = std::min(pending_.size() - clean_from, r_->longest_ - 1);
-  std::string out = pending_.substr(0, pending_.size() - keep);
-  pending_.erase(0, pending_.size() - keep);
+  // A value starting before `safe` lies wholly in what is here, so matches there are final;
+  // one starting later may still grow, or lose to a longer value that starts earlier.
+  size_t hold = r_->longest_ - 1;
+  size_t safe = pending_.size() > hold ? pending_.size() - hold : 0;
+  std::string out;
+  size_t used = r_->Replace(pending_, safe, &out);
+  pending_.erase(0, used);
   return out;
 }
 
 std::string Redactor::Stream::Flush() {
-  r_->Replace(&pending_);
-  return std::exchange(pending_, "");
+  std::string out = r_->Apply(pending_);
+  pending_.clear();
+  return out;
 }
 
 }  // namespace corral::launcher

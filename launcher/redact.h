@@ -39,8 +39,9 @@ class Redactor {
   };
 
  private:
-  // Replaces values in `text`; returns where the text after the last replacement starts.
-  size_t Replace(std::string* text) const;
+  // Appends `text` to *out with every value that starts before `limit` replaced, up to `limit`
+  // or the end of the last replacement, whichever is later; returns how much of `text` it used.
+  size_t Replace(std::string_view text, size_t limit, std::string* out) const;
 
   std::vector<std::pair<std::string, std::string>> secrets_;  // longest value first
   size_t longest_ = 0;

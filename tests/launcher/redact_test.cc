@@ -56,6 +56,17 @@ TEST(RedactTest, AStreamCutAnywhereNeverShowsAValue) {
   EXPECT_EQ(out, want);
 }
 
+TEST(RedactTest, AShortValueInsideALongerOneWaitsForTheLongerOne) {
+  // Found by the fuzzer: "b" is complete before "aba#" is, but "aba#" starts first.
+  Redactor r(std::vector<std::pair<std::string, std::string>>{{"S0", "b"}, {"S1", "aba#"}});
+  Redactor::Stream s(&r);
+  std::string out = s.Feed("xab");
+  out += s.Feed("a#b");
+  out += s.Flush();
+  EXPECT_EQ(out, "x[REDACTED:S1][REDACTED:S0]");
+  EXPECT_EQ(out, r.Apply("xaba#b"));
+}
+
 TEST(RedactTest, NoSecretsMeansNoDelay) {
   Redactor r;
   Redactor::Stream s(&r);
