@@ -1,11 +1,12 @@
 // corral::policy: the policy grammar, with exact error texts.
+#include "policy/policy.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "policy/policy.h"
 #include "policy/seccomp_plan.h"
 
 namespace corral::policy {
@@ -79,12 +80,13 @@ allow = ["ptrace"]
   EXPECT_EQ(*p->limits.cpu_time, std::chrono::minutes(90));
   EXPECT_EQ(*p->limits.memory, 2ULL << 30);
   EXPECT_EQ(*p->limits.file_size, 1048576u);
-  EXPECT_EQ(Summary(*p),
-            "all: workspace rw; ro /usr,/opt/tools; rw /var/cache/x; protect "
-            ".git/config,.git/hooks/,.env,secrets/; network "
-            "api.example.com,*.github.com:443,localhost:8080; secrets ANTHROPIC_API_KEY; injected "
-            "GITHUB_TOKEN; tools git,/usr/bin/make; limits wall 30m,cpu 1h30m,mem 2GiB,pids "
-            "512,fsize 1MiB,nofile 1024; syscalls +1 denied, 1 allowed; target tdx; needs approval");
+  EXPECT_EQ(
+      Summary(*p),
+      "all: workspace rw; ro /usr,/opt/tools; rw /var/cache/x; protect "
+      ".git/config,.git/hooks/,.env,secrets/; network "
+      "api.example.com,*.github.com:443,localhost:8080; secrets ANTHROPIC_API_KEY; injected "
+      "GITHUB_TOKEN; tools git,/usr/bin/make; limits wall 30m,cpu 1h30m,mem 2GiB,pids "
+      "512,fsize 1MiB,nofile 1024; syscalls +1 denied, 1 allowed; target tdx; needs approval");
 }
 
 struct ErrorCase {
@@ -160,7 +162,8 @@ INSTANTIATE_TEST_SUITE_P(
                   "p.toml:2:10: tools.allow: 'bin/sh' must be a program name or an absolute path"},
         ErrorCase{"[limits]\nmemory = \"2 GB\"\n",
                   "p.toml:2:10: limits.memory: '2 GB' is not a size (examples: 512MiB, 2GiB)"},
-        ErrorCase{"[limits]\nmemory = \"1KiB\"\n", "p.toml:2:10: limits.memory: must be at least 1MiB"},
+        ErrorCase{"[limits]\nmemory = \"1KiB\"\n",
+                  "p.toml:2:10: limits.memory: must be at least 1MiB"},
         ErrorCase{"[limits]\nwall_time = \"30 minutes\"\n",
                   "p.toml:2:13: limits.wall_time: '30 minutes' is not a duration (examples: 90s, "
                   "30m, 1h)"},
@@ -180,7 +183,24 @@ INSTANTIATE_TEST_SUITE_P(
                   "p.toml:2:8: invalid TOML: Error while parsing key-value pair: cannot redefine "
                   "existing string 'name'"},
         ErrorCase{"name = \"\xff\"\n",
-                  "p.toml:1:8: invalid TOML: Encountered invalid utf-8 sequence"}));
+                  "p.toml:1:8: invalid TOML: Encountered invalid utf-8 sequence"},
+        // toml++ 3.3.0 reached __builtin_unreachable() on these (found by tests/fuzz).
+        ErrorCase{"\xd1\x96",
+                  "p.toml:1:1: invalid TOML: Error while parsing root table: expected "
+                  "keys, tables, whitespace or comments, saw '\xd1\x96'"},
+        ErrorCase{"name = \"caf\xc3\xa9\" \xc3\xa9\n",
+                  "p.toml:1:15: invalid TOML: Error while parsing key-value pair: expected a "
+                  "comment or whitespace, saw '\xc3\xa9'"}));
+
+TEST(PolicyTest, NonAsciiInStringsAndCommentsIsFine) {
+  auto p = Parse(
+      "# caf\xc3\xa9 \xd1\x96\ndescription = \"\xd1\x96 caf\xc3\xa9 \\\" \xc3\xa9\"\n"
+      "name = 'lit'\n[env]\nset = { A = \"\"\"x\n\xc3\xa9\"\"\", B = '''\xc3\xa9''' }\n",
+      "p.toml");
+  ASSERT_TRUE(p) << p.error().message;
+  EXPECT_EQ(p->description, "\xd1\x96 caf\xc3\xa9 \" \xc3\xa9");
+  EXPECT_EQ(p->env.set["B"], "\xc3\xa9");
+}
 
 TEST(PolicyTest, UnknownSyscallNeedsTheValidator) {
   ParseOptions options;
@@ -238,7 +258,8 @@ TEST(SeccompPlanTest, BaselineAndPolicyChanges) {
   ASSERT_TRUE(p) << p.error().message;
   std::vector<SyscallRule> rules = CompileSeccomp(*p);
   auto count = [&](const std::string& name) {
-    return std::count_if(rules.begin(), rules.end(), [&](const SyscallRule& r) { return r.name == name; });
+    return std::count_if(rules.begin(), rules.end(),
+                         [&](const SyscallRule& r) { return r.name == name; });
   };
   EXPECT_EQ(count("ptrace"), 0);
   EXPECT_EQ(count("clone3"), 0);
@@ -251,14 +272,45 @@ TEST(SeccompPlanTest, BaselineAndPolicyChanges) {
                              [](const SyscallRule& r) { return r.name == "clone3"; });
   ASSERT_NE(clone3, baseline.end());
   EXPECT_EQ(clone3->action, SyscallAction::kNoSys);
-  for (const char* name : {"unshare", "setns", "mount", "umount2", "move_mount", "fsopen", "fsmount",
-                           "fsconfig", "open_tree", "mount_setattr", "pivot_root", "chroot",
-                           "ptrace", "process_vm_readv", "process_vm_writev", "bpf",
-                           "perf_event_open", "keyctl", "add_key", "request_key",
-                           "io_uring_setup", "io_uring_enter", "io_uring_register", "userfaultfd",
-                           "kexec_load", "kexec_file_load", "init_module", "finit_module",
-                           "delete_module", "open_by_handle_at", "name_to_handle_at", "iopl",
-                           "ioperm", "swapon", "swapoff", "reboot", "acct", "quotactl", "syslog",
+  for (const char* name : {"unshare",
+                           "setns",
+                           "mount",
+                           "umount2",
+                           "move_mount",
+                           "fsopen",
+                           "fsmount",
+                           "fsconfig",
+                           "open_tree",
+                           "mount_setattr",
+                           "pivot_root",
+                           "chroot",
+                           "ptrace",
+                           "process_vm_readv",
+                           "process_vm_writev",
+                           "bpf",
+                           "perf_event_open",
+                           "keyctl",
+                           "add_key",
+                           "request_key",
+                           "io_uring_setup",
+                           "io_uring_enter",
+                           "io_uring_register",
+                           "userfaultfd",
+                           "kexec_load",
+                           "kexec_file_load",
+                           "init_module",
+                           "finit_module",
+                           "delete_module",
+                           "open_by_handle_at",
+                           "name_to_handle_at",
+                           "iopl",
+                           "ioperm",
+                           "swapon",
+                           "swapoff",
+                           "reboot",
+                           "acct",
+                           "quotactl",
+                           "syslog",
                            "personality"}) {
     EXPECT_TRUE(BaselineDenies(name)) << name;
   }
