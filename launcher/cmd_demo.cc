@@ -30,6 +30,7 @@ struct Step {
 int RunSelf(const std::string& self, std::vector<std::string> args) {
   args.insert(args.begin(), self);
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid;

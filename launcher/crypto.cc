@@ -43,7 +43,10 @@ Pkey ReadPem(const std::string& path, bool* is_private) {
   Pkey key(PEM_read_PrivateKey(f, nullptr, nullptr, nullptr));
   *is_private = key != nullptr;
   if (!key) {
-    std::rewind(f);
+    if (std::fseek(f, 0, SEEK_SET) != 0) {
+      std::fclose(f);
+      return nullptr;
+    }
     key.reset(PEM_read_PUBKEY(f, nullptr, nullptr, nullptr));
   }
   std::fclose(f);

@@ -25,6 +25,7 @@
 #include "launcher/crypto.h"
 #include "launcher/egress.h"
 #include "launcher/event_log.h"
+#include "launcher/log_capture.h"
 #include "launcher/policy_file.h"
 #include "launcher/redact.h"
 #include "launcher/scheduler.h"
@@ -102,6 +103,7 @@ struct TryResult {
   std::vector<std::string> files_changed;
   std::vector<worktree::Skipped> skipped;
   std::vector<worktree::Skipped> withheld;  // held a secret's value (reason: its name)
+  uint64_t log_dropped = 0;                 // output bytes past the log's limit
   json output;                              // the task's JSON result, or null
   std::string output_error;
   std::string started_at, ended_at;
@@ -113,8 +115,9 @@ class Runner {
  public:
   Runner(const policy::Plan& plan, std::vector<TaskConfig> tasks, std::string common_dir,
          std::string base, std::string run_id, std::string run_dir, std::string helper,
-         EventLog* log, bool json_events, HostEnv host)
+         EventLog* log, bool json_events, HostEnv host, uint64_t log_limit)
       : host_(std::move(host)),
+        log_limit_(log_limit),
         plan_(plan),
         tasks_(std::move(tasks)),
         common_dir_(std::move(common_dir)),
@@ -137,7 +140,7 @@ class Runner {
     int tries;
     TryResult result;
   };
-  int Run(std::optional<int> jobs, std::map<size_t, Restored> restored = {},
+  int Run(std::optional<int> jobs, const std::map<size_t, Restored>& restored = {},
           const std::set<size_t>& approved = {});
 
  private:
@@ -154,6 +157,7 @@ class Runner {
   void Egress(const sandbox::EgressRecord& r);
 
   HostEnv host_;
+  uint64_t log_limit_ = kDefaultLogLimit;
   Redactor redactor_;  // every secret of the run: nothing corral writes shows one
   const policy::Plan& plan_;
   std::vector<TaskConfig> tasks_;
@@ -320,26 +324,9 @@ TryResult Runner::Try(size_t t, int attempt) {
   sandbox::RunOptions options;
   options.helper_path = helper_;
   options.stdin_fd = null_fd;
-  // With secrets in the run, output reaches the log through a redacting pipe.
-  int out_fd = log_fd;
-  std::thread capture;
-  if (!redactor_.empty()) {
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) == 0) {
-      out_fd = fds[1];
-      capture = std::thread([this, in = fds[0], log_fd] {
-        Redactor::Stream stream(&redactor_);
-        char buf[1 << 16];
-        for (ssize_t n; (n = read(in, buf, sizeof(buf))) > 0;) {
-          std::string clean = stream.Feed(std::string_view(buf, static_cast<size_t>(n)));
-          (void)!write(log_fd, clean.data(), clean.size());
-        }
-        std::string rest = stream.Flush();
-        (void)!write(log_fd, rest.data(), rest.size());
-        close(in);
-      });
-    }
-  }
+  // Output reaches the log through a pipe: redacted, and capped at log_limit_.
+  LogCapture capture(log_fd, &redactor_, log_limit_);
+  int out_fd = capture.write_fd() >= 0 ? capture.write_fd() : log_fd;
   options.stdout_fd = out_fd;
   options.stderr_fd = out_fd;
   options.forward_signals = false;
@@ -377,10 +364,7 @@ TryResult Runner::Try(size_t t, int attempt) {
     helpers_.erase(helper);
   }
   (void)repo->UnlockWorkspace(*ws);
-  if (capture.joinable()) {
-    close(out_fd);  // every process of the sandbox is gone: the reader sees the end
-    capture.join();
-  }
+  if (uint64_t dropped = capture.Finish(); dropped > 0) r.log_dropped = dropped;
   close(log_fd);
   close(null_fd);
 
@@ -479,9 +463,10 @@ void Runner::Stopper() {
   cv_.notify_all();
 }
 
-int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored,
+int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& restored,
                 const std::set<size_t>& approved) {
   std::vector<SchedTask> sched_tasks;
+  sched_tasks.reserve(tasks_.size());
   for (const TaskConfig& c : tasks_) {
     sched_tasks.push_back({c.task->id, c.deps, c.task->retries, c.policy.requires_human_approval});
   }
@@ -497,7 +482,7 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored,
   options.jobs = jobs;
   Scheduler sched(sched_tasks, plan_.order, options);
   std::map<size_t, TryResult> last;
-  for (auto& [t, r] : restored) {
+  for (const auto& [t, r] : restored) {
     sched.Restore(t, r.state, r.tries);
     if (IsFinal(r.state)) last[t] = r.result;
   }
@@ -583,6 +568,7 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored,
       event["branch"] = worktree::TaskBranch(run_, tasks_[t].task->id);
       event["policy"] = tasks_[t].policy_ref;
       for (const auto& [k, v] : r.sandbox.items()) event[k] = v;
+      if (r.log_dropped) event["log_dropped_bytes"] = r.log_dropped;
       Event(event, /*sign=*/true);
       std::string line = tasks_[t].task->id + ": " + Name(state);
       if (!r.message.empty()) line += " (" + r.message + ")";
@@ -647,6 +633,7 @@ int Runner::Run(std::optional<int> jobs, std::map<size_t, Restored> restored,
     } else if (r && !r->message.empty()) {
       task["reason"] = r->message;
     }
+    if (r && r->log_dropped) task["log_dropped_bytes"] = r->log_dropped;
     if (r && !r->withheld.empty()) {
       json withheld = json::array();
       for (const auto& s : r->withheld)
@@ -766,6 +753,8 @@ void BlockStopSignals() {
 }  // namespace
 
 int RunPlan(const RunRequest& request) {
+  auto log_limit = LogLimitFromEnv();
+  if (!log_limit) return BadInput(log_limit.error());
   HostEnv host = HostEnv::FromEnviron();
   if (!request.secrets_file.empty()) {
     if (auto r = host.LoadSecretsFile(request.secrets_file); !r) return BadInput(r.error());
@@ -837,7 +826,7 @@ int RunPlan(const RunRequest& request) {
   }
   BlockStopSignals();
   Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), *base, run_id, run_dir, *helper,
-                &*log, request.json, std::move(host));
+                &*log, request.json, std::move(host), *log_limit);
   int status = runner.Run(jobs, {}, approved);
   close(*lock);
   return status;
@@ -896,6 +885,8 @@ int ResumeRun(const ResumeRequest& request) {
     }
   }
   std::string plan_path = start.value("plan", "");
+  auto log_limit = LogLimitFromEnv();
+  if (!log_limit) return BadInput(log_limit.error());
   HostEnv host = HostEnv::FromEnviron();
   if (!request.secrets_file.empty()) {
     if (auto r = host.LoadSecretsFile(request.secrets_file); !r) return BadInput(r.error());
@@ -961,7 +952,7 @@ int ResumeRun(const ResumeRequest& request) {
   }
   BlockStopSignals();
   Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), start.value("base", ""),
-                request.run, run_dir, *helper, &*log, request.json, std::move(host));
+                request.run, run_dir, *helper, &*log, request.json, std::move(host), *log_limit);
   int status = runner.Run(jobs, restored, approved);
   close(*lock);
   return status;

@@ -106,9 +106,11 @@ int Exec(const Spec& spec, char* const argv[], char* const envp[]) {
   Check(ctx.sock, caps::DropAll());
 
   std::vector<char*> argv;
+  argv.reserve(spec.argv.size() + 1);
   for (const std::string& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   std::vector<char*> envp;
+  envp.reserve(spec.env.size() + 1);
   for (const std::string& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 

@@ -30,7 +30,7 @@ using asio::use_awaitable;
 using Clock = std::chrono::steady_clock;
 
 constexpr auto kConnectTimeout = std::chrono::seconds(15);
-constexpr size_t kHeaderLimit = 64 * 1024;
+constexpr size_t kHeaderLimit = size_t{64} * 1024;
 
 int64_t MsSince(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
@@ -129,6 +129,8 @@ struct EgressProxy::Impl {
   void Finish(Server& server, const EgressRecord& record);
 };
 
+// Coroutines take their shared_ptrs by value: the frame must own what it uses across awaits.
+// NOLINTNEXTLINE(performance-unnecessary-value-param)
 awaitable<void> EgressProxy::Impl::Accept(std::shared_ptr<Server> server) {
   while (!server->stopped) {
     auto socket = std::make_shared<tcp::socket>(io);
@@ -146,13 +148,14 @@ awaitable<void> EgressProxy::Impl::Accept(std::shared_ptr<Server> server) {
   }
 }
 
-awaitable<void> EgressProxy::Impl::Pump(std::shared_ptr<tcp::socket> from,
-                                        std::shared_ptr<tcp::socket> to, uint64_t* count,
-                                        int* status) {
+awaitable<void> EgressProxy::Impl::Pump(
+    std::shared_ptr<tcp::socket> from,  // NOLINT(performance-unnecessary-value-param)
+    std::shared_ptr<tcp::socket> to,    // NOLINT(performance-unnecessary-value-param)
+    uint64_t* count, int* status) {
   try {
     if (status) {
       // Plain HTTP: read until the response's status line has gone by.
-      std::vector<char> data(16 * 1024);
+      std::vector<char> data(size_t{16} * 1024);
       std::string head;
       while (*status == 0 && head.size() < 16) {
         size_t n = co_await from->async_read_some(asio::buffer(data), use_awaitable);
@@ -195,7 +198,7 @@ awaitable<void> EgressProxy::Impl::Pump(std::shared_ptr<tcp::socket> from,
         if (errno != EINVAL && errno != ENOSYS) break;
         pipe.Close();  // this kernel cannot splice these sockets: copy instead
       }
-      if (data.empty()) data.resize(256 * 1024);
+      if (data.empty()) data.resize(size_t{256} * 1024);
       size_t n = co_await from->async_read_some(asio::buffer(data), use_awaitable);
       co_await asio::async_write(*to, asio::buffer(data, n), use_awaitable);
       *count += n;
@@ -203,7 +206,7 @@ awaitable<void> EgressProxy::Impl::Pump(std::shared_ptr<tcp::socket> from,
   } catch (const std::exception&) {
   }
   boost::system::error_code ec;
-  to->shutdown(tcp::socket::shutdown_send, ec);
+  (void)to->shutdown(tcp::socket::shutdown_send, ec);
 }
 
 void EgressProxy::Impl::Finish(Server& server, const EgressRecord& record) {
@@ -213,8 +216,9 @@ void EgressProxy::Impl::Finish(Server& server, const EgressRecord& record) {
   stopped.notify_all();
 }
 
-awaitable<void> EgressProxy::Impl::Handle(std::shared_ptr<Server> server,
-                                          std::shared_ptr<tcp::socket> client) {
+awaitable<void> EgressProxy::Impl::Handle(
+    std::shared_ptr<Server> server,         // NOLINT(performance-unnecessary-value-param)
+    std::shared_ptr<tcp::socket> client) {  // NOLINT(performance-unnecessary-value-param)
   Clock::time_point start = Clock::now();
   EgressRecord rec;
   rec.client = server->client.name;
@@ -358,7 +362,7 @@ awaitable<void> EgressProxy::Impl::Handle(std::shared_ptr<Server> server,
       auto up_done = std::make_shared<asio::steady_timer>(io, Clock::time_point::max());
       auto up_finished = std::make_shared<bool>(false);
       asio::co_spawn(io, Pump(client, upstream, &rec.bytes_up, nullptr),
-                     [up_done, up_finished](std::exception_ptr) {
+                     [up_done, up_finished](const std::exception_ptr&) {
                        *up_finished = true;
                        up_done->cancel();
                      });
@@ -366,8 +370,8 @@ awaitable<void> EgressProxy::Impl::Handle(std::shared_ptr<Server> server,
       if (!tunnel) {
         // The response has ended (the request said Connection: close): so has the exchange.
         boost::system::error_code ec;
-        client->shutdown(tcp::socket::shutdown_both, ec);
-        upstream->close(ec);
+        (void)client->shutdown(tcp::socket::shutdown_both, ec);
+        (void)upstream->close(ec);
       }
       if (!*up_finished) {
         try {
@@ -379,7 +383,7 @@ awaitable<void> EgressProxy::Impl::Handle(std::shared_ptr<Server> server,
     }
   }
   boost::system::error_code ec;
-  client->close(ec);
+  (void)client->close(ec);
   server->sockets.erase(client);
   rec.ms = MsSince(start);
   Finish(*server, rec);
@@ -422,7 +426,7 @@ uint64_t EgressProxy::Serve(int listener, EgressClient client) {
     server->client = std::move(client);
     server->acceptor = std::make_unique<tcp::acceptor>(impl->io);
     boost::system::error_code ec;
-    server->acceptor->assign(tcp::v4(), listener, ec);
+    (void)server->acceptor->assign(tcp::v4(), listener, ec);
     impl->servers[id] = server;
     if (ec) return;
     asio::co_spawn(impl->io, impl->Accept(server), asio::detached);
@@ -442,8 +446,8 @@ void EgressProxy::Stop(uint64_t id) {
       impl_->servers.erase(it);
       server->stopped = true;
       boost::system::error_code ec;
-      server->acceptor->close(ec);
-      for (const auto& s : server->sockets) s->close(ec);
+      (void)server->acceptor->close(ec);
+      for (const auto& s : server->sockets) (void)s->close(ec);
     }
     std::lock_guard lock(done_mu);
     closed = true;

@@ -45,7 +45,7 @@ Expected<Filter> Filter::Build(const std::vector<SyscallRule>& rules, bool obser
     std::vector<scmp_arg_cmp> cmps;
     for (const ArgCompare& a : rule.args) {
       if (a.op == ArgCompare::Op::kNe) {
-        cmps.push_back(SCMP_CMP(a.index, SCMP_CMP_NE, a.value));
+        cmps.push_back(scmp_arg_cmp{a.index, SCMP_CMP_NE, a.value, 0});
       } else {
         cmps.push_back(SCMP_CMP(a.index, SCMP_CMP_MASKED_EQ, a.mask, a.value));
       }

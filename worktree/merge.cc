@@ -125,9 +125,9 @@ class Merger {
       const git_tree_entry* chosen = nullptr;
       git_oid merged_subtree;
       bool subtree = false;
-      if (b && !o && !t) {
-        return std::optional<git_oid>();  // deleted on both sides: maybe renamed; needs rename
-                                          // detection
+      // Deleted on both sides: maybe renamed, which needs rename detection.
+      if (b && !o && !t) {  // NOLINT(bugprone-branch-clone): the same answer for another reason
+        return std::optional<git_oid>();
       } else if (same(o, t) || same(b, t)) {
         chosen = o;
       } else if (same(b, o)) {
@@ -143,8 +143,9 @@ class Merger {
         }
         auto merged = TrivialMerge(sub[0].get(), sub[1].get(), sub[2].get());
         if (!merged) return std::unexpected(merged.error());
-        if (!*merged) return std::optional<git_oid>();
-        merged_subtree = **merged;
+        const std::optional<git_oid>& sub_oid = *merged;
+        if (!sub_oid) return std::optional<git_oid>();
+        merged_subtree = *sub_oid;
         subtree = true;
       } else {
         return std::optional<git_oid>();

@@ -70,7 +70,7 @@ Expected<Workspace> Repository::FindWorkspace(const std::string& run, const std:
 
 Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const std::string& task,
                                                 const std::string& base) {
-  for (auto [id, what] : {std::pair{run, "run id"}, std::pair{task, "task id"}}) {
+  for (const auto& [id, what] : {std::pair{run, "run id"}, std::pair{task, "task id"}}) {
     if (std::string e = CheckId(id, what); !e.empty()) return Fail(e);
   }
   git_oid base_oid;

@@ -458,6 +458,27 @@ TEST_F(RunTest, SecretValuesNeverReachAnythingCorralWrites) {
   EXPECT_EQ(RunCommand({CORRAL_BIN, "audit", "verify", run, "--repo", repo_.path()}).status, 0);
 }
 
+TEST_F(RunTest, CapturedOutputIsCappedAndSaysSo) {
+  // 4 MiB of output, a grandchild that keeps stdout open, and a 1 MiB cap: the task ends, the log
+  // stops at the cap and says how much it dropped.
+  WriteFile(scratch_.path() + "/plan.toml",
+            Task("loud", "(sleep 600 &) ; head -c 4194304 /dev/zero | tr '\\\\0' x; echo done >&2"));
+  Output o = RunCommand({CORRAL_BIN, "run", scratch_.path() + "/plan.toml", "--repo", repo_.path()},
+                        {"CORRAL_LOG_LIMIT=1MiB"});
+  EXPECT_EQ(o.status, 0) << o.err;
+  json r = Report();
+  EXPECT_EQ(Find(r, "loud")["status"], "no-changes");
+  EXPECT_EQ(Find(r, "loud")["log_dropped_bytes"], 4194304 + 5 - 1048576);
+  std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + r["run"].get<std::string>() + "/logs/loud.log");
+  EXPECT_EQ(log.substr(0, 3), "xxx");
+  EXPECT_EQ(log.size(), 1048576 + std::string("\n[corral: the log stops at 1MiB; 3145733 more bytes of output were dropped]\n").size());
+  EXPECT_NE(log.find("[corral: the log stops at 1MiB; 3145733 more bytes of output were dropped]"), std::string::npos);
+  Output bad = RunCommand({CORRAL_BIN, "run", scratch_.path() + "/plan.toml", "--repo", repo_.path()},
+                          {"CORRAL_LOG_LIMIT=lots"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_EQ(bad.err, "corral: CORRAL_LOG_LIMIT: 'lots' is not a size (examples: 64MiB, 1GiB)\n");
+}
+
 }  // namespace
 }  // namespace corral::testing
 
