@@ -23,6 +23,7 @@ std::string Summary(const Policy& p) {
     case EgressKind::kHost: out += "; network HOST (unrestricted)"; break;
     case EgressKind::kAllowList: {
       std::vector<std::string> hosts;
+      hosts.reserve(p.network.allow.size());
       for (const HostPattern& h : p.network.allow) hosts.push_back(h.text);
       out += "; network " + JoinList(hosts);
       break;
@@ -31,6 +32,7 @@ std::string Summary(const Policy& p) {
   if (!p.secrets.env.empty()) out += "; secrets " + JoinList(p.secrets.env);
   if (!p.secrets.inject.empty()) {
     std::vector<std::string> names;
+    names.reserve(p.secrets.inject.size());
     for (const auto& [name, hosts] : p.secrets.inject) names.push_back(name);
     out += "; injected " + JoinList(names);
   }

@@ -11,7 +11,8 @@ namespace {
 // Splits "123abc" into 123 and "abc". Fails on no digits or overflow.
 bool SplitNumber(std::string_view text, uint64_t* value, std::string_view* unit) {
   const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, *value);
+  // A range, not a C string: from_chars stops at `end`.
+  auto [ptr, ec] = std::from_chars(text.data(), end, *value);  // NOLINT(bugprone-suspicious-stringview-data-usage)
   if (ec != std::errc() || ptr == text.data()) return false;
   *unit = std::string_view(ptr, end - ptr);
   return true;
