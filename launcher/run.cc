@@ -30,6 +30,7 @@
 #include "launcher/redact.h"
 #include "launcher/scheduler.h"
 #include "launcher/spec_from_policy.h"
+#include "launcher/trace.h"
 #include "launcher/version.h"
 #include "policy/plan.h"
 #include "sandbox/egress_proxy.h"
@@ -70,6 +71,11 @@ std::string Iso8601(std::chrono::system_clock::time_point t) {
   char buf[32];
   std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+std::string OtlpEndpoint() {
+  const char* e = std::getenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+  return e ? e : "";
 }
 
 std::string NewRunId() {
@@ -115,7 +121,7 @@ class Runner {
  public:
   Runner(const policy::Plan& plan, std::vector<TaskConfig> tasks, std::string common_dir,
          std::string base, std::string run_id, std::string run_dir, std::string helper,
-         EventLog* log, bool json_events, HostEnv host, uint64_t log_limit)
+         EventLog* log, bool json_events, HostEnv host, uint64_t log_limit, Tracer* tracer)
       : host_(std::move(host)),
         log_limit_(log_limit),
         plan_(plan),
@@ -126,7 +132,8 @@ class Runner {
         dir_(std::move(run_dir)),
         helper_(std::move(helper)),
         log_(log),
-        json_(json_events) {
+        json_(json_events),
+        tracer_(tracer) {
     std::vector<std::pair<std::string, std::string>> secrets;
     for (const TaskConfig& c : tasks_) {
       for (auto& s : host_.SecretsOf(c.policy)) secrets.push_back(std::move(s));
@@ -144,7 +151,7 @@ class Runner {
           const std::set<size_t>& approved = {});
 
  private:
-  TryResult Try(size_t t, int attempt);
+  TryResult Try(size_t t, int attempt, const std::string& task_span);
   std::expected<std::string, TryResult> StartCommit(size_t t, worktree::Repository& repo);
   // Records an event; `sign` adds a signed checkpoint of the audit log behind it; `sync` false
   // leaves it to the next synced record to make it durable.
@@ -167,6 +174,9 @@ class Runner {
   Clock::time_point start_ = Clock::now();
   // Serves every sandbox whose policy has an egress allow-list; budgets are run-wide.
   std::unique_ptr<sandbox::EgressProxy> proxy_;
+  Tracer* tracer_;
+  Span run_span_;
+  std::map<size_t, Span> task_spans_;  // tasks that started and have not reached a final state
 
   std::mutex mu_;
   std::condition_variable cv_;
@@ -253,10 +263,22 @@ std::expected<std::string, TryResult> Runner::StartCommit(size_t t, worktree::Re
   return merged->commit;
 }
 
-TryResult Runner::Try(size_t t, int attempt) {
+TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   const TaskConfig& c = tasks_[t];
   const std::string& id = c.task->id;
   TryResult r;
+  // The try's span and its steps; each ends with what it did (an error names what failed).
+  Span try_span = tracer_->Start("try " + std::to_string(attempt), task_span,
+                                 {{"corral.task", id}, {"corral.try", std::to_string(attempt)}});
+  struct TrySpanEnd {
+    Tracer* tracer;
+    Span* span;
+    TryResult* r;
+    ~TrySpanEnd() {
+      tracer->End(
+          *span, r->outcome.kind == Outcome::Kind::kSucceeded ? "" : r->status + ": " + r->message);
+    }
+  } end_try{tracer_, &try_span, &r};
   r.started_at = Iso8601(std::chrono::system_clock::now());
   auto fail = [&](const std::string& message) {
     r.outcome.kind = Outcome::Kind::kFailed;
@@ -276,14 +298,24 @@ TryResult Runner::Try(size_t t, int attempt) {
   }
   // The first try makes the workspace; later ones (and a resumed run's) start from a clean reset
   // of it. A lock left by a manager that died is released.
+  Span worktree_span = tracer_->Start("worktree", try_span.span_id, {{"corral.base", *start}});
   std::expected<worktree::Workspace, worktree::Error> ws = repo->FindWorkspace(run_, id);
   if (ws) {
     (void)repo->UnlockWorkspace(*ws);
-    if (auto reset = repo->ResetWorkspace(*ws, *start); !reset) return fail(reset.error().message);
+    worktree_span.attributes["corral.worktree.reset"] = "true";
+    if (auto reset = repo->ResetWorkspace(*ws, *start); !reset) {
+      tracer_->End(worktree_span, reset.error().message);
+      return fail(reset.error().message);
+    }
   } else {
     ws = repo->CreateWorkspace(run_, id, *start);
-    if (!ws) return fail(ws.error().message);
+    if (!ws) {
+      tracer_->End(worktree_span, ws.error().message);
+      return fail(ws.error().message);
+    }
   }
+  worktree_span.attributes["corral.worktree"] = ws->path;
+  tracer_->End(worktree_span);
 
   std::string out_dir = dir_ + "/out/" + id;
   std::string in_dir = dir_ + "/inputs/" + id;
@@ -316,6 +348,9 @@ TryResult Runner::Try(size_t t, int attempt) {
   for (const auto& [k, v] : env) spec->env.push_back(k + "=" + v);
   if (c.task->timeout) spec->limits.wall_time = c.task->timeout;
   spec->observe_exec = true;
+  // An instrumented agent's spans join the run's trace under the agent span.
+  Span agent_span = tracer_->Start("agent", try_span.span_id, {{"corral.policy", c.policy_ref}});
+  spec->env.push_back("TRACEPARENT=" + tracer_->TraceParent(agent_span));
 
   fs::create_directories(dir_ + "/logs", ec);
   int log_fd = open((dir_ + "/logs/" + id + ".log").c_str(),
@@ -348,15 +383,22 @@ TryResult Runner::Try(size_t t, int attempt) {
   if (!plan_.setup.empty()) {
     sandbox::Spec setup = *spec;
     setup.argv = plan_.setup;
+    Span setup_span = tracer_->Start("setup", try_span.span_id);
     result = sandbox::Run(setup, options);
     if (result) RecordSandbox(id, attempt, "setup", *result, &r);
     if (result && result->ExitStatus() != 0) {
       r.message = "setup failed: " + result->Describe();
     }
+    tracer_->End(setup_span, !result ? result.error().message : r.message);
   }
   if (result && r.message.empty()) {
+    agent_span.start_ns = Tracer::NowNs();
     result = sandbox::Run(*spec, options);
     if (result) RecordSandbox(id, attempt, "agent", *result, &r);
+    if (result) agent_span.attributes["corral.exit"] = std::to_string(result->ExitStatus());
+    tracer_->End(agent_span, !result                     ? result.error().message
+                             : result->ExitStatus() != 0 ? result->Describe()
+                                                         : "");
   }
   if (served) proxy_->Stop(served);  // its connections' records come before the task's end
   {
@@ -369,7 +411,10 @@ TryResult Runner::Try(size_t t, int attempt) {
   close(null_fd);
 
   // Whatever the command did, its changes become a commit, but never a secret's value.
+  Span commit_span = tracer_->Start("commit", try_span.span_id);
   auto commit = repo->CommitAll(*ws, {run_, id, c.policy_ref, redactor_.secrets()});
+  if (commit) commit_span.attributes["corral.commit"] = commit->commit;
+  tracer_->End(commit_span, commit ? "" : commit.error().message);
   r.ended_at = Iso8601(std::chrono::system_clock::now());
   if (!commit) return fail("commit: " + commit.error().message);
   r.commit = commit->commit;
@@ -489,6 +534,7 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
   for (size_t t : approved) sched.Approve(t);
   std::set<size_t> announced;  // tasks reported as awaiting approval
 
+  run_span_ = tracer_->Start("run " + run_, "", {{"corral.run", run_}});
   std::thread stopper([this] { Stopper(); });
   std::map<size_t, std::thread> workers;
   while (!sched.Done()) {
@@ -507,8 +553,13 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
                {"policy", tasks_[t].policy_ref}});
         Say(tasks_[t].task->id + ": started" +
             (attempt > 1 ? " (try " + std::to_string(attempt) + ")" : ""));
-        workers[t] = std::thread([this, t, attempt] {
-          TryResult r = Try(t, attempt);
+        if (!task_spans_.count(t)) {
+          task_spans_[t] = tracer_->Start(
+              "task " + tasks_[t].task->id, run_span_.span_id,
+              {{"corral.task", tasks_[t].task->id}, {"corral.policy", tasks_[t].policy_ref}});
+        }
+        workers[t] = std::thread([this, t, attempt, span = task_spans_[t].span_id] {
+          TryResult r = Try(t, attempt, span);
           std::lock_guard lock(mu_);
           done_.emplace_back(t, std::move(r));
           cv_.notify_all();
@@ -568,6 +619,12 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
       event["branch"] = worktree::TaskBranch(run_, tasks_[t].task->id);
       event["policy"] = tasks_[t].policy_ref;
       for (const auto& [k, v] : r.sandbox.items()) event[k] = v;
+      if (IsFinal(state) && task_spans_.count(t)) {
+        task_spans_[t].attributes["corral.status"] = r.status;
+        tracer_->End(task_spans_[t],
+                     state == TaskState::kSucceeded ? "" : r.status + ": " + r.message);
+        task_spans_.erase(t);
+      }
       if (r.log_dropped) event["log_dropped_bytes"] = r.log_dropped;
       Event(event, /*sign=*/true);
       std::string line = tasks_[t].task->id + ": " + Name(state);
@@ -598,7 +655,11 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
   }
   std::string into = plan_.into.empty() ? "corral/" + run_ + "/merged" : plan_.into;
   std::expected<worktree::MergeReport, worktree::Error> merge = worktree::MergeReport{};
+  Span merge_span = tracer_->Start("merge", run_span_.span_id, {{"corral.into", into}});
   if (repo && !stop_signal_) merge = repo->Integrate(base_, branches, into);
+  tracer_->End(merge_span, !merge                       ? merge.error().message
+                           : !merge->conflicted.empty() ? "conflicts"
+                                                        : "");
   if (!merge) std::fprintf(stderr, "corral: merge: %s\n", merge.error().message.c_str());
 
   // The report.
@@ -684,6 +745,7 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
     std::fprintf(stderr, "corral: run %s: %s; report: %s/report.md\n", run_.c_str(),
                  summary.c_str(), dir_.c_str());
   }
+  tracer_->End(run_span_, status == 0 ? "" : "exit " + std::to_string(status));
   return status;
 }
 
@@ -790,6 +852,7 @@ int RunPlan(const RunRequest& request) {
   std::optional<int> jobs = request.jobs_auto ? std::nullopt
                             : request.jobs    ? request.jobs
                                               : p.plan.jobs;
+  std::string trace_id = Tracer::NewTraceId();
   json order = json::array();
   for (size_t i : p.plan.order) order.push_back(p.plan.tasks[i].id);
   json start = {{"type", "run-start"},
@@ -803,7 +866,8 @@ int RunPlan(const RunRequest& request) {
                 {"user", UserName()},
                 {"jobs", jobs ? json(*jobs) : json("auto")},
                 {"into", p.plan.into.empty() ? "corral/" + run_id + "/merged" : p.plan.into},
-                {"order", order}};
+                {"order", order},
+                {"trace_id", trace_id}};
   if (auto r = log->Append(start); !r) return BadInput(r.error());
   if (request.json)
     std::printf("%s\n", start.dump().c_str());
@@ -825,8 +889,9 @@ int RunPlan(const RunRequest& request) {
     }
   }
   BlockStopSignals();
+  Tracer tracer(run_dir + "/trace.otlp.jsonl", trace_id, OtlpEndpoint());
   Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), *base, run_id, run_dir, *helper,
-                &*log, request.json, std::move(host), *log_limit);
+                &*log, request.json, std::move(host), *log_limit, &tracer);
   int status = runner.Run(jobs, {}, approved);
   close(*lock);
   return status;
@@ -951,8 +1016,11 @@ int ResumeRun(const ResumeRequest& request) {
                  request.run.c_str(), finished, p.tasks.size());
   }
   BlockStopSignals();
+  Tracer tracer(run_dir + "/trace.otlp.jsonl", start.value("trace_id", Tracer::NewTraceId()),
+                OtlpEndpoint());
   Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), start.value("base", ""),
-                request.run, run_dir, *helper, &*log, request.json, std::move(host), *log_limit);
+                request.run, run_dir, *helper, &*log, request.json, std::move(host), *log_limit,
+                &tracer);
   int status = runner.Run(jobs, restored, approved);
   close(*lock);
   return status;

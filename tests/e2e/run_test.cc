@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -477,6 +479,79 @@ TEST_F(RunTest, CapturedOutputIsCappedAndSaysSo) {
                           {"CORRAL_LOG_LIMIT=lots"});
   EXPECT_EQ(bad.status, 2);
   EXPECT_EQ(bad.err, "corral: CORRAL_LOG_LIMIT: 'lots' is not a size (examples: 64MiB, 1GiB)\n");
+}
+
+TEST_F(RunTest, TracesAreOtlpJsonAndReachACollector) {
+  ScratchDir collector("corral-collector");
+  std::string port_file = collector.path() + "/port";
+  pid_t server = Spawn({"/usr/bin/python3", HTTP_SERVER, "--root", collector.path(), "--port-file",
+                        port_file},
+                       collector.path() + "/log");
+  for (int i = 0; i < 200 && !fs::exists(port_file); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::string port = ReadFile(port_file);
+  WriteFile(scratch_.path() + "/plan.toml",
+            Task("a", "echo $TRACEPARENT > tp.txt") + Task("b", "true", "depends_on = [\"a\"]"));
+  Output o = RunCommand({CORRAL_BIN, "run", scratch_.path() + "/plan.toml", "--repo", repo_.path()},
+                        {"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:" + port});
+  kill(server, SIGTERM);
+  waitpid(server, nullptr, 0);
+  ASSERT_EQ(o.status, 0) << o.err;
+  std::string run = Report()["run"];
+  std::istringstream lines(ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/trace.otlp.jsonl"));
+  std::map<std::string, json> spans;  // by span id
+  std::multiset<std::string> names;
+  std::string trace_id;
+  std::vector<std::string> file_lines;
+  auto hex = [](const std::string& s, size_t n) {
+    return s.size() == n && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+  };
+  for (std::string line; std::getline(lines, line);) {
+    file_lines.push_back(line);
+    json request = json::parse(line);  // one ExportTraceServiceRequest per line
+    const json& rs = request.at("resourceSpans").at(0);
+    EXPECT_EQ(rs.at("resource").at("attributes").at(0).at("value").at("stringValue"), "corral");
+    const json& span = rs.at("scopeSpans").at(0).at("spans").at(0);
+    if (trace_id.empty()) trace_id = span.at("traceId");
+    EXPECT_EQ(span.at("traceId"), trace_id);
+    EXPECT_TRUE(hex(span.at("traceId"), 32)) << span;
+    EXPECT_TRUE(hex(span.at("spanId"), 16)) << span;
+    // 64-bit integers are strings in OTLP/JSON; enums are numbers.
+    std::string start = span.at("startTimeUnixNano"), end = span.at("endTimeUnixNano");
+    EXPECT_EQ(start.find_first_not_of("0123456789"), std::string::npos);
+    EXPECT_LE(std::stoull(start), std::stoull(end));
+    EXPECT_GT(std::stoull(start), 1700000000000000000ULL);
+    EXPECT_EQ(span.at("kind"), 1);
+    EXPECT_EQ(span.at("status").at("code"), 1) << span;
+    spans[span.at("spanId")] = span;
+    names.insert(span.at("name").get<std::string>().substr(0, span.at("name").get<std::string>().find(' ')));
+  }
+  EXPECT_EQ(names, (std::multiset<std::string>{"run", "task", "task", "try", "try", "worktree",
+                                               "worktree", "agent", "agent", "commit", "commit",
+                                               "merge"}));
+  int roots = 0;
+  for (const auto& [id, span] : spans) {
+    if (!span.contains("parentSpanId")) {
+      ++roots;
+      continue;
+    }
+    EXPECT_TRUE(spans.count(span.at("parentSpanId"))) << "a dangling parent: " << span;
+  }
+  EXPECT_EQ(roots, 1);
+  // The agent got a W3C traceparent naming its own span in the run's trace.
+  std::string tp = Git({"show", "corral/" + run + "/a:tp.txt"}).out;
+  ASSERT_EQ(tp.size(), 56u) << tp;
+  EXPECT_EQ(tp.substr(0, 3 + 32 + 1), "00-" + trace_id + "-");
+  EXPECT_EQ(spans.at(tp.substr(36, 16)).at("name"), "agent");
+  EXPECT_EQ(tp.substr(52), "-01\n");
+  // The collector got every span, at /v1/traces.
+  for (size_t i = 0; i < file_lines.size(); ++i) {
+    char n[32];
+    std::snprintf(n, sizeof(n), "%04zu", i);
+    EXPECT_EQ(ReadFile(collector.path() + "/posted/" + n + ".path"), "/v1/traces");
+    EXPECT_EQ(ReadFile(collector.path() + "/posted/" + n), file_lines[i]);
+  }
 }
 
 }  // namespace

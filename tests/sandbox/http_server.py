@@ -1,9 +1,11 @@
 #!/usr/bin/python3
-"""A test server on loopback for the egress tests: serves --root, writes the port it got to
---port-file, and with --tls CERT KEY speaks HTTPS. GET /status/NNN answers with status NNN."""
+"""A test server on loopback for the egress and trace tests: serves --root, writes the port it got
+to --port-file, and with --tls CERT KEY speaks HTTPS. GET /status/NNN answers with status NNN;
+POST bodies are kept in ROOT/posted/ (an OTLP collector for the trace tests)."""
 import argparse
 import functools
 import http.server
+import os
 import ssl
 
 
@@ -18,6 +20,22 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.wfile.write(body)
             return
         super().do_GET()
+
+    def do_POST(self):
+        """Keeps what was posted: ROOT/posted/N (the body), with the path in N.path."""
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        posted = os.path.join(self.directory, "posted")
+        os.makedirs(posted, exist_ok=True)
+        n = len(os.listdir(posted)) // 2
+        with open(os.path.join(posted, f"{n:04d}.path"), "w") as f:
+            f.write(self.path)
+        with open(os.path.join(posted, f"{n:04d}"), "wb") as f:
+            f.write(body)
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
 
     def log_message(self, *args):
         pass
@@ -37,7 +55,6 @@ def main():
         server.socket = context.wrap_socket(server.socket, server_side=True)
     with open(args.port_file + ".tmp", "w") as f:
         f.write(str(server.server_address[1]))
-    import os
     os.rename(args.port_file + ".tmp", args.port_file)
     server.serve_forever()
 
