@@ -2,7 +2,8 @@
 # corral's one entry point for people and CI.
 #   ./build.sh demo   install what is missing, build, and run the built-in demo
 #   ./build.sh test   install what is missing, build, and run every test (as root: also as an
-#                     unprivileged user, as CI does)
+#                     unprivileged user, as CI does), clang-tidy, the suite again under ASan and
+#                     UBSan, and each fuzz target for FUZZ_SECONDS (60)
 #   ./build.sh bench  build and run the benchmarks in tests/bench
 # Works on Debian 12 as root or with sudo. Nothing is downloaded but Debian packages and, for
 # the tests, the pinned npm packages of tests/agents (real agent CLIs).
@@ -16,7 +17,7 @@ packages=(build-essential cmake pkg-config git libgit2-dev libkrb5-dev libseccom
 [ "$mode" = bench ] && packages+=(bubblewrap hyperfine)
 # The tests' peers: curl, openssl and Python's http.server on loopback; Node.js for the agent CLIs.
 if [ "$mode" = test ]; then
-  packages+=(curl openssl python3 nodejs)
+  packages+=(curl openssl python3 nodejs clang-19 libclang-rt-19-dev clang-tidy-19)
   command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 
@@ -71,6 +72,17 @@ run_tests() {
       cmake --build '$copy/build' -j$(nproc) >/dev/null
       cd '$copy/build' && ctest --output-on-failure --no-tests=error -j$(nproc)"
   fi
+  stage "clang-tidy (.clang-tidy) on policy/ sandbox/ worktree/ launcher/"
+  run-clang-tidy-19 -p build -quiet -extra-arg=-Wno-deprecated-declarations \
+    -extra-arg=-DBOOST_ASIO_HAS_CO_AWAIT=1 -extra-arg=-DBOOST_ASIO_HAS_STD_COROUTINE=1 -j"$(nproc)" \
+    "$src/(policy|sandbox|worktree|launcher)/" >build/clang-tidy.log 2>&1 ||
+    { grep -E 'warning:|error:' build/clang-tidy.log | sort -u; exit 1; }
+  build build-asan -DBUILD_TESTING=ON -DCORRAL_SANITIZE=ON
+  stage "tests with AddressSanitizer and UndefinedBehaviorSanitizer"
+  (cd build-asan && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ctest --output-on-failure --no-tests=error -j"$(nproc)")
+  stage "fuzzing each parser for ${FUZZ_SECONDS:-60} s"
+  tests/fuzz/run.sh
   stage "done"
 }
 
