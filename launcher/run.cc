@@ -779,7 +779,7 @@ std::expected<std::unique_ptr<Prepared>, std::string> Prepare(const std::string&
                              ": No such file or directory");
     }
     auto pol = LoadPolicy(policy_path.string());
-    if (!pol) return std::unexpected(pol.error());
+    if (!pol) return std::unexpected(where + "policy: " + pol.error());
     // The policy must be one this host can enforce, before anything is created.
     auto spec = SpecFromPolicy(*pol, fs::current_path().string(), t.run, host);
     if (!spec) return std::unexpected(where + t.policy + ": " + spec.error());
@@ -832,7 +832,12 @@ int RunPlan(const RunRequest& request) {
   auto repo = worktree::Repository::Open(request.repo);
   if (!repo) return BadInput("--repo " + request.repo + ": " + repo.error().message);
   auto base = repo->ResolveCommit(p.plan.base);
-  if (!base) return BadInput(request.plan_path + ": run.base: " + base.error().message);
+  if (!base) {
+    // The default base (HEAD) is not written in the plan: then the plan's first line is named.
+    const policy::PlanPos& at = p.plan.base_pos;
+    return BadInput(request.plan_path + ":" + std::to_string(std::max(at.line, 1)) + ":" +
+                    std::to_string(std::max(at.column, 1)) + ": run.base: " + base.error().message);
+  }
   auto helper = HelperPath();
   if (!helper) return BadInput(helper.error());
   auto key = SigningKey::LoadOrCreate(SigningKey::DefaultPath());

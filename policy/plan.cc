@@ -40,14 +40,16 @@ class PlanReader : public internal::TomlReader {
     const toml::node* tasks = root.get("task");
     if (!tasks) Fail(root.source(), "task", "a plan needs at least one [[task]]");
     if (!tasks->is_array_of_tables()) {
-      Fail(tasks->source(), "task", std::string("expected [[task]] tables, got ") + TypeName(*tasks));
+      Fail(tasks->source(), "task",
+           std::string("expected [[task]] tables, got ") + TypeName(*tasks));
     }
     std::map<std::string, size_t> ids;
     for (const toml::node& node : *tasks->as_array()) {
       PlanTask task = ReadTask(*node.as_table());
       if (auto [it, fresh] = ids.emplace(task.id, plan.tasks.size()); !fresh) {
-        Fail(node.as_table()->get("id")->source(), "task '" + task.id + "'",
-             "duplicate id (first at line " + std::to_string(plan.tasks[it->second].pos.line) + ")");
+        Fail(
+            node.as_table()->get("id")->source(), "task '" + task.id + "'",
+            "duplicate id (first at line " + std::to_string(plan.tasks[it->second].pos.line) + ")");
       }
       plan.tasks.push_back(std::move(task));
     }
@@ -61,6 +63,7 @@ class PlanReader : public internal::TomlReader {
     if (auto base = String(run, "base", "run")) {
       if (base->empty()) Fail(run.get("base")->source(), "run.base", "must name a commit");
       plan->base = *base;
+      plan->base_pos = PlanPosOf(run.get("base")->source());
     }
     if (const toml::node* jobs = run.get("jobs")) {
       if (const auto* s = jobs->as_string(); s && s->get() == "auto") {
@@ -72,9 +75,8 @@ class PlanReader : public internal::TomlReader {
       }
     }
     if (auto into = String(run, "into", "run")) plan->into = *into;
-    bool has_setup = StringArray(run, "setup", "run", [&](auto&, const std::string& v) {
-      plan->setup.push_back(v);
-    });
+    bool has_setup = StringArray(run, "setup", "run",
+                                 [&](auto&, const std::string& v) { plan->setup.push_back(v); });
     if (has_setup && plan->setup.empty()) {
       Fail(run.get("setup")->source(), "run.setup", "an empty command; leave setup out instead");
     }
@@ -85,7 +87,8 @@ class PlanReader : public internal::TomlReader {
     task.pos = PlanPosOf(t.source());
     const toml::node* id = t.get("id");
     if (!id) Fail(t.source(), "task", "needs an id");
-    if (!id->is_string()) Fail(id->source(), "task.id", std::string("expected a string, got ") + TypeName(*id));
+    if (!id->is_string())
+      Fail(id->source(), "task.id", std::string("expected a string, got ") + TypeName(*id));
     task.id = id->as_string()->get();
     if (std::string e = CheckTaskId(task.id); !e.empty()) {
       Fail(id->source(), "task '" + task.id + "'", "id " + e);
@@ -167,7 +170,8 @@ class PlanReader : public internal::TomlReader {
     while (plan->order.size() < n) {
       size_t next = n;
       for (size_t i = 0; i < n && next == n; ++i) {
-        if (!placed[i] && std::all_of(deps[i].begin(), deps[i].end(), [&](size_t d) { return placed[d]; })) {
+        if (!placed[i] &&
+            std::all_of(deps[i].begin(), deps[i].end(), [&](size_t d) { return placed[d]; })) {
           next = i;
         }
       }

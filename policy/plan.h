@@ -32,6 +32,7 @@ struct PlanTask {
 
 struct Plan {
   std::string base = "HEAD";
+  PlanPos base_pos;             // where run.base is written; line 0 when it is the default
   std::optional<int> jobs = 4;  // nullopt: "auto"
   std::string into;             // empty: corral/<run>/merged
   std::vector<std::string> setup;
