@@ -217,7 +217,10 @@ TEST_F(RunTest, StatusLogsReportAndMergeReadTheRunBack) {
 TEST_F(RunTest, ResumeAfterKillNineKeepsFinishedWork) {
   std::string plan = scratch_.path() + "/plan.toml";
   WriteFile(plan, Task("fast", "echo fast ran; echo f > f.txt") +
-                      Task("slow", "echo slow started; sleep 6.2831; echo s > s.txt") +
+                      // Waits until the test lets it go (a file in its inputs folder, which
+                      // survives the resume): no timing decides which tasks ended first.
+                      Task("slow", "echo slow started; while [ ! -e $CORRAL_INPUTS/go ]; do sleep 0.05; done; "
+                                   "echo s > s.txt") +
                       Task("after", "cat s.txt f.txt > both.txt", "depends_on = [\"slow\", \"fast\"]"));
   pid_t corral = Spawn({CORRAL_BIN, "run", plan, "--repo", repo_.path()}, scratch_.path() + "/log");
   // Wait until "fast" has ended and "slow" runs, then kill corral outright.
@@ -228,7 +231,9 @@ TEST_F(RunTest, ResumeAfterKillNineKeepsFinishedWork) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(runs, ec)) run = e.path().filename();
-    if (!run.empty() && ReadFile(runs + "/" + run + "/events.jsonl").find("\"task\":\"fast\",\"try\":1,\"type\":\"task-end\"") != std::string::npos) {
+    if (!run.empty() &&
+        ReadFile(runs + "/" + run + "/events.jsonl").find("\"task\":\"fast\",\"try\":1,\"type\":\"task-end\"") != std::string::npos &&
+        ReadFile(runs + "/" + run + "/logs/slow.log") == "slow started\n") {
       break;
     }
   }
@@ -236,7 +241,8 @@ TEST_F(RunTest, ResumeAfterKillNineKeepsFinishedWork) {
   kill(corral, SIGKILL);
   waitpid(corral, nullptr, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  EXPECT_EQ(RunCommand({"/usr/bin/pgrep", "-f", "sleep 6.2831"}).out, "") << "a sandbox outlived corral";
+  EXPECT_EQ(RunCommand({"/usr/bin/pgrep", "-f", "CORRAL_INPUTS/go"}).out, "") << "a sandbox outlived corral";
+  WriteFile(runs + "/" + run + "/inputs/slow/go", "");
 
   Output resumed = RunCommand({CORRAL_BIN, "resume", run, "--repo", repo_.path()});
   EXPECT_EQ(resumed.status, 0) << resumed.err;
