@@ -17,7 +17,7 @@ bool Send(int sock, Type type, int32_t value, std::string_view text, const std::
   m.type = type;
   m.value = value;
   size_t n = text.size() < sizeof(m.text) - 1 ? text.size() : sizeof(m.text) - 1;
-  std::memcpy(m.text, text.data(), n);
+  if (n > 0) std::memcpy(m.text, text.data(), n);  // an empty view may have no data()
   iovec iov{&m, sizeof(m)};
   msghdr msg{};
   msg.msg_iov = &iov;

@@ -220,7 +220,9 @@ Expected<std::vector<CleanItem>> Repository::Clean(const CleanOptions& options) 
       return GitError("branch " + b.name);
     }
     branch.reset(ref);
-    if (git_branch_delete(branch.get()) != 0) return GitError("delete " + b.name);
+    // git_reference_delete, not git_branch_delete: corral's branches have no config section, and
+    // libgit2 1.5.1 leaks a regex match per config entry while looking for one.
+    if (git_reference_delete(branch.get()) != 0) return GitError("delete " + b.name);
     items.push_back(item);
   }
   return items;

@@ -49,7 +49,8 @@ void RemoveTree(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(fs::symlink_status(path, ec))) return;
   chmod(path.c_str(), 0700);
-  for (auto it = fs::recursive_directory_iterator(path, fs::directory_options::skip_permission_denied, ec);
+  for (auto it = fs::recursive_directory_iterator(
+           path, fs::directory_options::skip_permission_denied, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (it->is_directory(ec) && !it->is_symlink(ec)) chmod(it->path().c_str(), 0700);
   }
@@ -58,9 +59,14 @@ void RemoveTree(const std::string& path) {
 
 }  // namespace
 
-Expected<Workspace> Repository::FindWorkspace(const std::string& run, const std::string& task) const {
-  Workspace ws{run, task, WorktreesRoot(common_dir_) + "/" + run + "/" + task, TaskBranch(run, task),
-               common_dir_ + "/worktrees/" + AdminName(run, task), ""};
+Expected<Workspace> Repository::FindWorkspace(const std::string& run,
+                                              const std::string& task) const {
+  Workspace ws{run,
+               task,
+               WorktreesRoot(common_dir_) + "/" + run + "/" + task,
+               TaskBranch(run, task),
+               common_dir_ + "/worktrees/" + AdminName(run, task),
+               ""};
   std::error_code ec;
   if (!fs::is_directory(ws.path, ec) || !fs::is_directory(ws.admin_dir, ec)) {
     return Fail("no workspace for task '" + task + "' of run '" + run + "'");
@@ -74,13 +80,18 @@ Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const st
     if (std::string e = CheckId(id, what); !e.empty()) return Fail(e);
   }
   git_oid base_oid;
-  if (git_oid_fromstr(&base_oid, base.c_str()) != 0) return Fail("base '" + base + "' is not a commit id");
+  if (git_oid_fromstr(&base_oid, base.c_str()) != 0)
+    return Fail("base '" + base + "' is not a commit id");
   git_commit* raw_commit = nullptr;
   if (git_commit_lookup(&raw_commit, repo_, &base_oid) != 0) return GitError("base " + base);
   CommitPtr commit(raw_commit);
 
-  Workspace ws{run, task, WorktreesRoot(common_dir_) + "/" + run + "/" + task, TaskBranch(run, task),
-               common_dir_ + "/worktrees/" + AdminName(run, task), base};
+  Workspace ws{run,
+               task,
+               WorktreesRoot(common_dir_) + "/" + run + "/" + task,
+               TaskBranch(run, task),
+               common_dir_ + "/worktrees/" + AdminName(run, task),
+               base};
   std::error_code ec;
   fs::create_directories(WorktreesRoot(common_dir_) + "/" + run, ec);
   if (ec) return Fail("create " + WorktreesRoot(common_dir_) + "/" + run + ": " + ec.message());
@@ -106,7 +117,7 @@ Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const st
       auto error = GitError("add worktree " + ws.path);
       RemoveTree(ws.path);
       RemoveTree(ws.admin_dir);
-      git_branch_delete(branch.get());
+      git_reference_delete(branch.get());  // not git_branch_delete: see clean.cc
       return error;
     }
     git_worktree_free(wt);
@@ -114,7 +125,7 @@ Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const st
   auto rollback = [&](std::unexpected<Error> error) -> Expected<Workspace> {
     RemoveTree(ws.path);
     RemoveTree(ws.admin_dir);
-    git_branch_delete(branch.get());
+    git_reference_delete(branch.get());  // not git_branch_delete: see clean.cc
     return error;
   };
   git_repository* raw_wrepo = nullptr;
@@ -157,7 +168,8 @@ Expected<> Repository::ResetWorkspace(const Workspace& ws, const std::string& co
 
 Expected<> Repository::RemoveWorkspace(const Workspace& ws) {
   std::string root = WorktreesRoot(common_dir_) + "/";
-  if (!ws.path.starts_with(root) || ws.admin_dir != common_dir_ + "/worktrees/" + AdminName(ws.run, ws.task)) {
+  if (!ws.path.starts_with(root) ||
+      ws.admin_dir != common_dir_ + "/worktrees/" + AdminName(ws.run, ws.task)) {
     return Fail("refusing to remove " + ws.path + ": not a corral workspace of this repository");
   }
   RemoveTree(ws.path);
