@@ -147,7 +147,16 @@ std::string Describe(const json& e) {
     std::string s = "ended: " + Str(e, "status");
     if (e.contains("exit_code")) s += ", exit " + Str(e, "exit_code");
     if (!Str(e, "commit").empty()) s += ", commit " + Str(e, "commit").substr(0, 12);
-    if (e.contains("files_changed") && !e["files_changed"].empty()) {
+    if (e.contains("lines") && e["lines"].is_array() && !e["lines"].empty()) {
+      json changed = json::array();
+      for (const json& l : e["lines"]) {
+        changed.push_back(Str(l, "path") +
+                          (l.value("binary", false)
+                               ? " (binary)"
+                               : " (+" + Str(l, "added") + " -" + Str(l, "deleted") + ")"));
+      }
+      s += ", changed " + Join(changed, 8);
+    } else if (e.contains("files_changed") && !e["files_changed"].empty()) {
       s += ", changed " + Join(e["files_changed"], 8);
     }
     if (!Str(e, "message").empty()) s += " (" + Str(e, "message") + ")";

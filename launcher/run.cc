@@ -110,7 +110,8 @@ struct TryResult {
   std::vector<worktree::Skipped> skipped;
   std::vector<worktree::Skipped> withheld;  // held a secret's value (reason: its name)
   uint64_t log_dropped = 0;                 // output bytes past the log's limit
-  json output;                              // the task's JSON result, or null
+  std::vector<worktree::CommitResult::LineStat> line_stats;
+  json output;  // the task's JSON result, or null
   std::string output_error;
   std::string started_at, ended_at;
   std::vector<worktree::Conflict> input_conflicts;
@@ -419,6 +420,7 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   if (!commit) return fail("commit: " + commit.error().message);
   r.commit = commit->commit;
   r.files_changed = commit->files_changed;
+  r.line_stats = commit->line_stats;
   r.skipped = commit->skipped;
   r.withheld = commit->withheld;
   // What the agent left in its output folder is kept in the run's state: redacted.
@@ -626,6 +628,15 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
         task_spans_.erase(t);
       }
       if (r.log_dropped) event["log_dropped_bytes"] = r.log_dropped;
+      if (!r.line_stats.empty()) {
+        json lines = json::array();
+        for (const auto& l : r.line_stats) {
+          json one = {{"path", l.path}, {"added", l.added}, {"deleted", l.deleted}};
+          if (l.binary) one["binary"] = true;
+          lines.push_back(one);
+        }
+        event["lines"] = lines;
+      }
       Event(event, /*sign=*/true);
       std::string line = tasks_[t].task->id + ": " + Name(state);
       if (!r.message.empty()) line += " (" + r.message + ")";
@@ -695,6 +706,14 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
       task["reason"] = r->message;
     }
     if (r && r->log_dropped) task["log_dropped_bytes"] = r->log_dropped;
+    if (r && !r->line_stats.empty()) {
+      json lines = json::array();
+      for (const auto& l : r->line_stats) {
+        lines.push_back({{"path", l.path}, {"added", l.added}, {"deleted", l.deleted}});
+        if (l.binary) lines.back()["binary"] = true;
+      }
+      task["lines"] = lines;
+    }
     if (r && !r->withheld.empty()) {
       json withheld = json::array();
       for (const auto& s : r->withheld)

@@ -86,6 +86,32 @@ int FilterPath(const char* path, const char* /*matched_pathspec*/, void* data) {
   return 0;
 }
 
+// The blob at `path` of `tree`, or null (no such file, or not a file).
+BlobPtr BlobAt(git_repository* repo, const git_tree* tree, const std::string& path) {
+  git_tree_entry* raw = nullptr;
+  if (git_tree_entry_bypath(&raw, tree, path.c_str()) != 0) return nullptr;
+  TreeEntryPtr entry(raw);
+  if (git_tree_entry_type(entry.get()) != GIT_OBJECT_BLOB) return nullptr;
+  git_blob* blob = nullptr;
+  if (git_blob_lookup(&blob, repo, git_tree_entry_id(entry.get())) != 0) return nullptr;
+  return BlobPtr(blob);
+}
+
+CommitResult::LineStat LineStatOf(git_repository* repo, const git_tree* before,
+                                  const git_tree* after, const std::string& path) {
+  CommitResult::LineStat stat{path};
+  BlobPtr a = BlobAt(repo, before, path), b = BlobAt(repo, after, path);
+  git_patch* raw = nullptr;
+  if (git_patch_from_blobs(&raw, a.get(), path.c_str(), b.get(), path.c_str(), nullptr) != 0) {
+    return stat;
+  }
+  PatchPtr patch(raw);
+  const git_diff_delta* delta = git_patch_get_delta(patch.get());
+  stat.binary = delta && (delta->flags & GIT_DIFF_FLAG_BINARY);
+  git_patch_line_stats(nullptr, &stat.added, &stat.deleted, patch.get());
+  return stat;
+}
+
 }  // namespace
 
 Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRequest& request) {
@@ -139,6 +165,10 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
     return std::unexpected(r.error());
   }
   result.files_changed.assign(changed.begin(), changed.end());
+  for (const std::string& path : result.files_changed) {
+    if (result.line_stats.size() == CommitResult::kMaxLineStats) break;
+    result.line_stats.push_back(LineStatOf(wrepo.get(), old_tree.get(), tree.get(), path));
+  }
 
   auto sig = CorralSignature(wrepo.get());
   if (!sig) return std::unexpected(sig.error());

@@ -52,6 +52,14 @@ struct CommitResult {
   std::vector<std::string> files_changed;  // by the new commit, sorted
   std::vector<Skipped> skipped;            // kept out of the commit, by path
   std::vector<Skipped> withheld;           // kept out: they hold forbidden bytes (reason: label)
+  // Lines added and deleted per changed file (the first kMaxLineStats, in files_changed order).
+  struct LineStat {
+    std::string path;
+    size_t added = 0, deleted = 0;
+    bool binary = false;
+  };
+  std::vector<LineStat> line_stats;
+  static constexpr size_t kMaxLineStats = 1000;
 };
 
 struct BranchToMerge {

@@ -334,7 +334,7 @@ TEST_F(RunTest, AuditLogVerifiesAndTamperingIsNamed) {
   Output show = corral({"audit", "show", run});
   EXPECT_EQ(show.status, 0);
   for (const char* what : {"run started by ", "try 1 started under default@", "ended: succeeded, exit 0",
-                           "changed a.txt", "merged a, b into corral/", "run ended, exit 0"}) {
+                           "changed a.txt (+1 -0)", "merged a, b into corral/", "run ended, exit 0"}) {
     EXPECT_NE(show.out.find(what), std::string::npos) << what << "\n" << show.out;
   }
   EXPECT_NE(show.out.find("executed sh -c echo b > b.txt (/usr/bin/sh, pid 2, parent 1) in "),

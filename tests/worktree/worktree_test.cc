@@ -1,13 +1,16 @@
 // corral::worktree on temporary repositories, read back with the git CLI: what corral writes is
 // ordinary git, and the user's branch, index and working tree are never touched.
+#include "worktree/worktree.h"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "tests/testing.h"
-#include "worktree/worktree.h"
 
 namespace corral::worktree {
 namespace {
@@ -66,7 +69,8 @@ class WorktreeTest : public ::testing::Test {
   }
 
   // Commits `files` (path -> content) in a new workspace of `task` and returns its branch.
-  BranchToMerge Task(const std::string& task, const std::vector<std::pair<std::string, std::string>>& files,
+  BranchToMerge Task(const std::string& task,
+                     const std::vector<std::pair<std::string, std::string>>& files,
                      const std::vector<std::string>& removed = {}) {
     Workspace ws = Create("r1", task);
     for (const auto& [path, content] : files) {
@@ -93,8 +97,9 @@ TEST_F(WorktreeTest, CreatesABranchAndAWorktreeFromTheBase) {
   EXPECT_EQ(ReadFile(ws.path + "/a.txt"), "one\ntwo\nthree\n");
   EXPECT_EQ(ReadFile(ws.path + "/b.txt"), "alpha\n") << "from the base, not the user's edit";
   EXPECT_FALSE(fs::exists(ws.path + "/untracked.txt"));
-  EXPECT_NE(Git({"worktree", "list"}).out.find(ws.path + "  " + base_.substr(0, 7) + " [corral/r1/impl]"),
-            std::string::npos)
+  EXPECT_NE(
+      Git({"worktree", "list"}).out.find(ws.path + "  " + base_.substr(0, 7) + " [corral/r1/impl]"),
+      std::string::npos)
       << Git({"worktree", "list"}).out;
   EXPECT_EQ(Git({"status", "--porcelain"}, ws.path).out, "") << "a clean checkout";
 }
@@ -131,7 +136,8 @@ TEST_F(WorktreeTest, SixteenConcurrentWorkspacesAllSucceed) {
     std::vector<std::string> errors(16);
     for (int i = 0; i < 16; ++i) {
       threads.emplace_back([&, i] {
-        auto repo = Repository::Open(dir_.path());  // one per thread: libgit2 objects are not shared
+        auto repo =
+            Repository::Open(dir_.path());  // one per thread: libgit2 objects are not shared
         if (!repo) {
           errors[i] = repo.error().message;
           return;
@@ -152,13 +158,13 @@ TEST_F(WorktreeTest, SixteenConcurrentWorkspacesAllSucceed) {
 
 TEST_F(WorktreeTest, CommitsEveryKindOfChange) {
   Workspace ws = Create("r1", "t");
-  WriteFile(ws.path + "/a.txt", "one\nTWO\nthree\n");                // modified
+  WriteFile(ws.path + "/a.txt", "one\nTWO\nthree\n");  // modified
   fs::create_directories(ws.path + "/new dir");
-  WriteFile(ws.path + "/new dir/n.txt", "new\n");                     // new, in a new directory
-  fs::rename(ws.path + "/b.txt", ws.path + "/b-renamed.txt");         // renamed
-  fs::remove(ws.path + "/.gitignore");                                 // deleted
-  WriteFile(ws.path + "/run.sh", "#!/bin/sh\n", 0755);                 // executable
-  fs::create_symlink("/etc/passwd", ws.path + "/escape");              // a symlink out: stored as a link
+  WriteFile(ws.path + "/new dir/n.txt", "new\n");              // new, in a new directory
+  fs::rename(ws.path + "/b.txt", ws.path + "/b-renamed.txt");  // renamed
+  fs::remove(ws.path + "/.gitignore");                         // deleted
+  WriteFile(ws.path + "/run.sh", "#!/bin/sh\n", 0755);         // executable
+  fs::create_symlink("/etc/passwd", ws.path + "/escape");      // a symlink out: stored as a link
   WriteFile(ws.path + "/debug.log", "ignored? no longer: .gitignore is deleted\n");
   WriteFile(ws.path + "/line\nbreak", "odd name\n");
   WriteFile(ws.path + "/latin1-\xe9", "odd name\n");
@@ -168,8 +174,8 @@ TEST_F(WorktreeTest, CommitsEveryKindOfChange) {
   EXPECT_EQ(Git({"rev-parse", "corral/r1/t"}).out, c->commit + "\n");
   Output tree = Git({"ls-tree", "-r", "--name-only", "-z", "corral/r1/t"});
   std::string names = tree.out;
-  for (const char* name : {"a.txt", "new dir/n.txt", "b-renamed.txt", "run.sh", "escape", "debug.log",
-                           "line\nbreak", "latin1-\xe9"}) {
+  for (const char* name : {"a.txt", "new dir/n.txt", "b-renamed.txt", "run.sh", "escape",
+                           "debug.log", "line\nbreak", "latin1-\xe9"}) {
     EXPECT_NE(names.find(std::string(name) + '\0'), std::string::npos) << name;
   }
   EXPECT_EQ(names.find(std::string("b.txt") + '\0'), std::string::npos);
@@ -178,9 +184,28 @@ TEST_F(WorktreeTest, CommitsEveryKindOfChange) {
   EXPECT_EQ(Git({"ls-tree", "corral/r1/t", "escape"}).out.substr(0, 6), "120000");
   EXPECT_EQ(Git({"cat-file", "-p", "corral/r1/t:escape"}).out, "/etc/passwd");
   Output msg = Git({"log", "-1", "--format=%s%n%(trailers:only)", "corral/r1/t"});
-  EXPECT_EQ(msg.out,
-            "corral: task t\nCorral-Run: r1\nCorral-Task: t\nCorral-Policy: code_implementer@abc123\n\n");
+  EXPECT_EQ(
+      msg.out,
+      "corral: task t\nCorral-Run: r1\nCorral-Task: t\nCorral-Policy: code_implementer@abc123\n\n");
   EXPECT_EQ(Git({"status", "--porcelain"}, ws.path).out, "") << "index matches the commit";
+  // Lines added and deleted per file, as git diff --numstat counts them.
+  std::map<std::string, std::pair<size_t, size_t>> lines;
+  for (const auto& l : c->line_stats) lines[l.path] = {l.added, l.deleted};
+  EXPECT_EQ(c->line_stats.size(), c->files_changed.size());
+  std::istringstream numstat(
+      Git({"diff", "--numstat", "--no-renames", "corral/r1/t~1", "corral/r1/t", "--", "a.txt",
+           "new dir/n.txt", "b.txt", ".gitignore", "run.sh"})
+          .out);
+  int compared = 0;
+  for (std::string line; std::getline(numstat, line); ++compared) {
+    std::istringstream f(line);
+    size_t added, deleted;
+    std::string path;
+    f >> added >> deleted;
+    std::getline(f >> std::ws, path);
+    EXPECT_EQ(lines[path], std::make_pair(added, deleted)) << path;
+  }
+  EXPECT_EQ(compared, 5);
 }
 
 TEST_F(WorktreeTest, NothingTheAgentPlantedRunsAtCommit) {
@@ -190,9 +215,10 @@ TEST_F(WorktreeTest, NothingTheAgentPlantedRunsAtCommit) {
   std::string marker = dir_.path() + "/.git/trap-sprung";
   fs::remove(ws.path + "/.git");
   fs::create_directories(ws.path + "/.git/hooks");
-  WriteFile(ws.path + "/.git/config",
-            "[core]\n\tfsmonitor = touch " + marker + "\n\thooksPath = hooks\n"
-            "[filter \"x\"]\n\tclean = touch " + marker + "\n");
+  WriteFile(ws.path + "/.git/config", "[core]\n\tfsmonitor = touch " + marker +
+                                          "\n\thooksPath = hooks\n"
+                                          "[filter \"x\"]\n\tclean = touch " +
+                                          marker + "\n");
   for (const char* hook : {"pre-commit", "post-commit", "commit-msg", "post-checkout"}) {
     WriteFile(ws.path + "/.git/hooks/" + hook, "#!/bin/sh\ntouch " + marker + "\n", 0755);
   }
@@ -232,12 +258,14 @@ TEST_F(WorktreeTest, TheAgentsOwnCommitsAreKept) {
   Workspace ws = Create("r1", "t");
   WriteFile(ws.path + "/agent.txt", "by the agent\n");
   Git({"add", "agent.txt"}, ws.path);
-  Git({"-c", "user.name=Agent", "-c", "user.email=a@x", "commit", "-q", "-m", "agent commit"}, ws.path);
+  Git({"-c", "user.name=Agent", "-c", "user.email=a@x", "commit", "-q", "-m", "agent commit"},
+      ws.path);
   WriteFile(ws.path + "/after.txt", "uncommitted\n");
   auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}});
   ASSERT_TRUE(c && c->committed);
   EXPECT_EQ(c->files_changed, std::vector<std::string>{"after.txt"});
-  EXPECT_EQ(Git({"log", "--format=%s", base_ + "..corral/r1/t"}).out, "corral: task t\nagent commit\n");
+  EXPECT_EQ(Git({"log", "--format=%s", base_ + "..corral/r1/t"}).out,
+            "corral: task t\nagent commit\n");
 }
 
 TEST_F(WorktreeTest, NestedRepositoriesAndUnreadableFilesAreReported) {
@@ -295,7 +323,8 @@ TEST_F(WorktreeTest, IntegratesInOrderAndReportsConflicts) {
   EXPECT_NE(Git({"merge-base", "--is-ancestor", "corral/r1/c", "corral/r1/merged"}).status, 0);
   std::string json = ToJson(*r);
   EXPECT_NE(json.find(R"("conflicted":["c"])"), std::string::npos) << json;
-  EXPECT_NE(json.find(R"("pairs":[{"paths":["a.txt"],"tasks":["a","c"]}])"), std::string::npos) << json;
+  EXPECT_NE(json.find(R"("pairs":[{"paths":["a.txt"],"tasks":["a","c"]}])"), std::string::npos)
+      << json;
   std::string md = ToMarkdown(*r);
   EXPECT_NE(md.find("#### `a.txt`: content (tasks `a`, `c`)"), std::string::npos) << md;
   EXPECT_NE(md.find("| `a` × `c` | `a.txt` |"), std::string::npos) << md;
@@ -381,7 +410,8 @@ std::string Describe(const std::vector<CleanItem>& items) {
   std::string out;
   for (const CleanItem& i : items) {
     const char* action[] = {"removed", "kept", "archived", "running"};
-    out += std::string(action[static_cast<int>(i.action)]) + " " + i.branch + ": " + i.reason + "\n";
+    out +=
+        std::string(action[static_cast<int>(i.action)]) + " " + i.branch + ": " + i.reason + "\n";
   }
   return out;
 }
@@ -411,7 +441,9 @@ TEST_F(WorktreeTest, CleanRemovesOnlyWorkKeptElsewhere) {
   EXPECT_EQ(Git({"for-each-ref"}).out, before) << "a dry run changes nothing";
   std::string expected =
       "kept corral/r1/conflicted: its work is on no other branch\n"
-      "kept corral/r1/dirty: uncommitted changes in " + dir_.path() + "/.git/corral/worktrees/r1/dirty\n"
+      "kept corral/r1/dirty: uncommitted changes in " +
+      dir_.path() +
+      "/.git/corral/worktrees/r1/dirty\n"
       "removed corral/r1/first: reachable from corral/r1/merged\n"
       "removed corral/r1/merged-task: reachable from corral/r1/merged\n"
       "running corral/r1/running: its sandbox is running\n"
