@@ -7,39 +7,15 @@ set -u
 corral=$1
 src=$2
 agents=${CORRAL_AGENTS_DIR:-$src/tests/agents}
-passed=0 failed=0
 scratch=$(mktemp -d /tmp/corral-agents-XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
+. "$(dirname "$0")/checks.sh"
 
 if [ ! -x "$agents/node_modules/.bin/claude" ] || [ ! -x "$agents/node_modules/.bin/codex" ]; then
   echo "FAIL: no agent CLIs in $agents/node_modules: run npm ci --ignore-scripts --prefix tests/agents"
   exit 1
 fi
 
-check() {  # check NAME EXPECTED_STATUS COMMAND...
-  local name=$1 expected=$2
-  shift 2
-  "$@" >"$scratch/out" 2>"$scratch/err"
-  local status=$?
-  if [ "$status" -eq "$expected" ]; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name: exit $status, expected $expected"
-    sed 's/^/  out: /' "$scratch/out" | tail -20
-    sed 's/^/  err: /' "$scratch/err" | tail -20
-  fi
-}
-
-contains() {  # contains NAME FILE TEXT
-  if grep -qF -- "$3" "$scratch/$2"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $1: $2 lacks '$3'"
-    sed 's/^/  | /' "$scratch/$2" | tail -20
-  fi
-}
 
 # A user without a memory cgroup of their own gets corral's refusal for policies with
 # limits.memory (it never runs them with less than they ask); those checks then run under a copy
@@ -99,5 +75,4 @@ else
   passed=$((passed + 1))
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -4,34 +4,10 @@
 set -u
 corral=$1
 src=$2
-passed=0 failed=0
 scratch=$(mktemp -d /tmp/corral-cli-XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
+. "$(dirname "$0")/checks.sh"
 
-check() {  # check NAME EXPECTED_STATUS COMMAND...
-  local name=$1 expected=$2
-  shift 2
-  "$@" >"$scratch/out" 2>"$scratch/err"
-  local status=$?
-  if [ "$status" -eq "$expected" ]; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name: exit $status, expected $expected"
-    sed 's/^/  out: /' "$scratch/out" | head -20
-    sed 's/^/  err: /' "$scratch/err" | head -20
-  fi
-}
-
-contains() {  # contains NAME FILE TEXT
-  if grep -qF -- "$3" "$scratch/$2"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $1: $2 lacks '$3'"
-    sed 's/^/  | /' "$scratch/$2" | head -20
-  fi
-}
 
 check "version" 0 "$corral" --version
 contains "version" out "corral "
@@ -106,5 +82,4 @@ contains "doctor says it works" out "corral exec and corral run work here."
 check "demo" 0 "$corral" demo
 contains "demo" out "corral demo: every fence held."
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

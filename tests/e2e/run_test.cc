@@ -6,11 +6,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "tests/testing.h"
 
@@ -19,6 +18,33 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+// tests/sandbox/http_server.py on loopback, serving `root` (and keeping what is POSTed there),
+// until Stop or destruction.
+class TestServer {
+ public:
+  explicit TestServer(const std::string& root) {
+    std::string port_file = root + "/port";
+    pid_ = Spawn({"/usr/bin/python3", HTTP_SERVER, "--root", root, "--port-file", port_file},
+                 root + "/log");
+    for (int i = 0; i < 200 && !fs::exists(port_file); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    port_ = ReadFile(port_file);
+  }
+  ~TestServer() { Stop(); }
+  void Stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  const std::string& port() const { return port_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::string port_;
+};
 
 class RunTest : public ::testing::Test {
  protected:
@@ -64,8 +90,9 @@ class RunTest : public ::testing::Test {
 
   static std::string Task(const std::string& id, const std::string& script,
                           const std::string& extra = "") {
-    return "[[task]]\nid = \"" + id + "\"\npolicy = \"" POLICIES_DIR "/default.toml\"\nrun = [\"sh\", \"-c\", \"" +
-           script + "\"]\n" + extra + "\n";
+    return "[[task]]\nid = \"" + id +
+           "\"\npolicy = \"" POLICIES_DIR "/default.toml\"\nrun = [\"sh\", \"-c\", \"" + script +
+           "\"]\n" + extra + "\n";
   }
 
   static json Find(const json& report, const std::string& id) {
@@ -84,7 +111,8 @@ TEST_F(RunTest, DagRunsAndMergesInOrder) {
   Output o = Run(Task("impl", R"(echo impl > impl.txt; printf '{\"ok\": 1}' > $CORRAL_OUTPUT)") +
                  Task("tests", "echo tests > tests.txt") +
                  Task("docs", "echo docs > docs.txt", "depends_on = [\"impl\"]") +
-                 Task("review", "cat impl.txt tests.txt docs.txt > review.txt; cat $CORRAL_INPUTS/impl.json",
+                 Task("review",
+                      "cat impl.txt tests.txt docs.txt > review.txt; cat $CORRAL_INPUTS/impl.json",
                       "depends_on = [\"impl\", \"tests\", \"docs\"]"));
   EXPECT_EQ(o.status, 0) << o.err;
   json r = Report();
@@ -96,20 +124,25 @@ TEST_F(RunTest, DagRunsAndMergesInOrder) {
   EXPECT_EQ(r["merge"]["merged"], json({"impl", "tests", "docs", "review"}));
   std::string merged = r["merge"]["branch"];
   EXPECT_EQ(Git({"show", merged + ":review.txt"}).out, "impl\ntests\ndocs\n");
-  std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + r["run"].get<std::string>() + "/logs/review.log");
+  std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + r["run"].get<std::string>() +
+                             "/logs/review.log");
   EXPECT_EQ(log, "{\"ok\": 1}");
-  EXPECT_EQ(Git({"log", "-1", "--format=%(trailers:key=Corral-Task,valueonly)", "corral/" +
-                 r["run"].get<std::string>() + "/impl"}).out, "impl\n\n");
+  EXPECT_EQ(Git({"log", "-1", "--format=%(trailers:key=Corral-Task,valueonly)",
+                 "corral/" + r["run"].get<std::string>() + "/impl"})
+                .out,
+            "impl\n\n");
 }
 
 TEST_F(RunTest, AFailingTaskSkipsItsDependents) {
-  Output o = Run(Task("bad", "echo partial > partial.txt; exit 3") +
-                 Task("after", "true", "depends_on = [\"bad\"]") + Task("other", "echo ok > ok.txt"));
+  Output o =
+      Run(Task("bad", "echo partial > partial.txt; exit 3") +
+          Task("after", "true", "depends_on = [\"bad\"]") + Task("other", "echo ok > ok.txt"));
   EXPECT_EQ(o.status, 1);
   json r = Report();
   EXPECT_EQ(Find(r, "bad")["status"], "failed");
   EXPECT_EQ(Find(r, "bad")["exit_code"], 3);
-  EXPECT_EQ(Find(r, "bad")["files_changed"], json({"partial.txt"})) << "its work is committed anyway";
+  EXPECT_EQ(Find(r, "bad")["files_changed"], json({"partial.txt"}))
+      << "its work is committed anyway";
   EXPECT_EQ(Find(r, "after")["status"], "skipped");
   EXPECT_EQ(Find(r, "after")["reason"], "dependency 'bad' failed");
   EXPECT_EQ(Find(r, "other")["status"], "succeeded") << Find(r, "other").dump();
@@ -118,7 +151,8 @@ TEST_F(RunTest, AFailingTaskSkipsItsDependents) {
 
 TEST_F(RunTest, ConflictsAreReportedWithExitThree) {
   Output o = Run(Task("a", "printf 'one\\\\nA\\\\nthree\\\\n' > shared.txt") +
-                 Task("b", "printf 'one\\\\nB\\\\nthree\\\\n' > shared.txt") + Task("c", "echo c > c.txt"));
+                 Task("b", "printf 'one\\\\nB\\\\nthree\\\\n' > shared.txt") +
+                 Task("c", "echo c > c.txt"));
   EXPECT_EQ(o.status, 3) << o.err;
   json r = Report();
   EXPECT_EQ(r["merge"]["merged"], json({"a", "c"}));
@@ -131,7 +165,8 @@ TEST_F(RunTest, ConflictsAreReportedWithExitThree) {
 TEST_F(RunTest, TimeoutsAndRetries) {
   // "flaky" fails on its first try only: the workspace is reset between tries.
   Output o = Run(Task("slow", "sleep 30", "timeout = \"1s\"") +
-                 Task("flaky", "test -f marker && exit 0; touch marker; touch $CORRAL_OUTPUT.tried; exit 1",
+                 Task("flaky",
+                      "test -f marker && exit 0; touch marker; touch $CORRAL_OUTPUT.tried; exit 1",
                       "retries = 1"));
   EXPECT_EQ(o.status, 1);
   json r = Report();
@@ -142,9 +177,11 @@ TEST_F(RunTest, TimeoutsAndRetries) {
 }
 
 TEST_F(RunTest, BadPlansCreateNothing) {
-  Output cycle = Run(Task("a", "true", "depends_on = [\"b\"]") + Task("b", "true", "depends_on = [\"a\"]"));
+  Output cycle =
+      Run(Task("a", "true", "depends_on = [\"b\"]") + Task("b", "true", "depends_on = [\"a\"]"));
   EXPECT_EQ(cycle.status, 2);
-  EXPECT_EQ(cycle.err, "corral: " + scratch_.path() + "/plan.toml:1:1: task 'a': dependency cycle a -> b -> a\n");
+  EXPECT_EQ(cycle.err, "corral: " + scratch_.path() +
+                           "/plan.toml:1:1: task 'a': dependency cycle a -> b -> a\n");
   Output missing = Run("[[task]]\nid = \"a\"\npolicy = \"nope.toml\"\nrun = [\"true\"]\n");
   EXPECT_EQ(missing.status, 2);
   EXPECT_EQ(missing.err, "corral: " + scratch_.path() + "/plan.toml:3:10: task 'a': policy: " +
@@ -155,16 +192,21 @@ TEST_F(RunTest, BadPlansCreateNothing) {
 
 TEST_F(RunTest, TheAgentCannotReachTheMainRepository) {
   // The common git dir is not in the sandbox: refs, config and hooks are out of reach.
-  Output o = Run(Task("attack",
-                      "git -C $CORRAL_INPUTS/../../.. update-ref refs/heads/main HEAD 2>&1; "
-                      "ls " + repo_.path() + "/.git/config 2>&1; echo planted > .git/hooks-x 2>&1; true"));
+  Output o =
+      Run(Task("attack",
+               "git -C $CORRAL_INPUTS/../../.. update-ref refs/heads/main HEAD 2>&1; "
+               "ls " +
+                   repo_.path() + "/.git/config 2>&1; echo planted > .git/hooks-x 2>&1; true"));
   EXPECT_EQ(o.status, 0) << o.err;
   EXPECT_FALSE(fs::exists(repo_.path() + "/.git/hooks-x"));
   json r = Report();
   EXPECT_EQ(Find(r, "attack")["status"], "no-changes");
-  std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + r["run"].get<std::string>() + "/logs/attack.log");
-  EXPECT_NE(log.find("ls: cannot access '" + repo_.path() + "/.git/config': No such file or directory"),
-            std::string::npos) << log;
+  std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + r["run"].get<std::string>() +
+                             "/logs/attack.log");
+  EXPECT_NE(
+      log.find("ls: cannot access '" + repo_.path() + "/.git/config': No such file or directory"),
+      std::string::npos)
+      << log;
 }
 
 TEST_F(RunTest, TasksCannotTouchEachOtherOrTheirInputs) {
@@ -185,7 +227,8 @@ TEST_F(RunTest, TasksCannotTouchEachOtherOrTheirInputs) {
 
 TEST_F(RunTest, StatusLogsReportAndMergeReadTheRunBack) {
   Output o = Run(Task("a", "printf 'one\\\\nA\\\\nthree\\\\n' > shared.txt; echo said a") +
-                 Task("b", "printf 'one\\\\nB\\\\nthree\\\\n' > shared.txt") + Task("c", "echo c > c.txt"));
+                 Task("b", "printf 'one\\\\nB\\\\nthree\\\\n' > shared.txt") +
+                 Task("c", "echo c > c.txt"));
   ASSERT_EQ(o.status, 3) << o.err;
   std::string run = Report()["run"];
   auto corral = [&](std::vector<std::string> args) {
@@ -195,8 +238,10 @@ TEST_F(RunTest, StatusLogsReportAndMergeReadTheRunBack) {
     return RunCommand(args);
   };
   Output status = corral({"status", run});
-  EXPECT_EQ(status.out, "run " + run + " (ended, exit 3)\n  a                        succeeded\n"
-                        "  b                        succeeded\n  c                        succeeded\n");
+  EXPECT_EQ(status.out,
+            "run " + run +
+                " (ended, exit 3)\n  a                        succeeded\n"
+                "  b                        succeeded\n  c                        succeeded\n");
   EXPECT_EQ(corral({"runs"}).out, run + "  ended, exit 3  3 succeeded\n");
   EXPECT_EQ(corral({"logs", run, "a"}).out, "said a\n");
   EXPECT_EQ(corral({"logs", run, "zz"}).status, 2);
@@ -211,17 +256,20 @@ TEST_F(RunTest, StatusLogsReportAndMergeReadTheRunBack) {
   EXPECT_EQ(m["conflicted"], json({"a"}));
   EXPECT_EQ(Git({"show", "integration:shared.txt"}).out, "one\nB\nthree\n");
   EXPECT_EQ(corral({"merge", run, "--order", "c", "--into", "integration"}).status, 0);
-  EXPECT_EQ(corral({"merge", run, "--order", "nope"}).err, "corral: --order: run " + run + " has no task 'nope'\n");
+  EXPECT_EQ(corral({"merge", run, "--order", "nope"}).err,
+            "corral: --order: run " + run + " has no task 'nope'\n");
 }
 
 TEST_F(RunTest, ResumeAfterKillNineKeepsFinishedWork) {
   std::string plan = scratch_.path() + "/plan.toml";
-  WriteFile(plan, Task("fast", "echo fast ran; echo f > f.txt") +
-                      // Waits until the test lets it go (a file in its inputs folder, which
-                      // survives the resume): no timing decides which tasks ended first.
-                      Task("slow", "echo slow started; while [ ! -e $CORRAL_INPUTS/go ]; do sleep 0.05; done; "
-                                   "echo s > s.txt") +
-                      Task("after", "cat s.txt f.txt > both.txt", "depends_on = [\"slow\", \"fast\"]"));
+  WriteFile(plan,
+            Task("fast", "echo fast ran; echo f > f.txt") +
+                // Waits until the test lets it go (a file in its inputs folder, which
+                // survives the resume): no timing decides which tasks ended first.
+                Task("slow",
+                     "echo slow started; while [ ! -e $CORRAL_INPUTS/go ]; do sleep 0.05; done; "
+                     "echo s > s.txt") +
+                Task("after", "cat s.txt f.txt > both.txt", "depends_on = [\"slow\", \"fast\"]"));
   pid_t corral = Spawn({CORRAL_BIN, "run", plan, "--repo", repo_.path()}, scratch_.path() + "/log");
   // Wait until "fast" has ended and "slow" runs, then kill corral outright.
   std::string runs = repo_.path() + "/.git/corral/runs";
@@ -232,7 +280,8 @@ TEST_F(RunTest, ResumeAfterKillNineKeepsFinishedWork) {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(runs, ec)) run = e.path().filename();
     if (!run.empty() &&
-        ReadFile(runs + "/" + run + "/events.jsonl").find("\"task\":\"fast\",\"try\":1,\"type\":\"task-end\"") != std::string::npos &&
+        ReadFile(runs + "/" + run + "/events.jsonl")
+                .find("\"task\":\"fast\",\"try\":1,\"type\":\"task-end\"") != std::string::npos &&
         ReadFile(runs + "/" + run + "/logs/slow.log") == "slow started\n") {
       break;
     }
@@ -241,17 +290,20 @@ TEST_F(RunTest, ResumeAfterKillNineKeepsFinishedWork) {
   kill(corral, SIGKILL);
   waitpid(corral, nullptr, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  EXPECT_EQ(RunCommand({"/usr/bin/pgrep", "-f", "CORRAL_INPUTS/go"}).out, "") << "a sandbox outlived corral";
+  EXPECT_EQ(RunCommand({"/usr/bin/pgrep", "-f", "CORRAL_INPUTS/go"}).out, "")
+      << "a sandbox outlived corral";
   WriteFile(runs + "/" + run + "/inputs/slow/go", "");
 
   Output resumed = RunCommand({CORRAL_BIN, "resume", run, "--repo", repo_.path()});
   EXPECT_EQ(resumed.status, 0) << resumed.err;
   EXPECT_NE(resumed.err.find("resuming run " + run + ": 1 of 3 tasks had ended"), std::string::npos)
       << resumed.err;
-  EXPECT_EQ(ReadFile(runs + "/" + run + "/logs/fast.log"), "fast ran\n") << "fast did not run again";
+  EXPECT_EQ(ReadFile(runs + "/" + run + "/logs/fast.log"), "fast ran\n")
+      << "fast did not run again";
   EXPECT_EQ(ReadFile(runs + "/" + run + "/logs/slow.log"), "slow started\nslow started\n");
   json r = Report();
-  for (const char* id : {"fast", "slow", "after"}) EXPECT_EQ(Find(r, id)["status"], "succeeded") << id;
+  for (const char* id : {"fast", "slow", "after"})
+    EXPECT_EQ(Find(r, id)["status"], "succeeded") << id;
   EXPECT_EQ(Find(r, "fast")["tries"], 1);
   EXPECT_EQ(Find(r, "slow")["tries"], 2);
   EXPECT_EQ(Git({"show", r["merge"]["branch"].get<std::string>() + ":both.txt"}).out, "s\nf\n");
@@ -267,10 +319,11 @@ TEST_F(RunTest, ResumeAfterKillNineKeepsFinishedWork) {
 TEST_F(RunTest, ApprovalsHoldATaskUntilAPersonSaysYes) {
   WriteFile(scratch_.path() + "/approve.toml",
             "requires_human_approval = true\n[env]\npass = [\"PATH\"]\n");
-  std::string tasks = Task("build", "echo b > b.txt") +
-                      "[[task]]\nid = \"deploy\"\npolicy = \"approve.toml\"\n"
-                      "run = [\"sh\", \"-c\", \"echo deployed > d.txt\"]\ndepends_on = [\"build\"]\n\n" +
-                      Task("notify", "echo n > n.txt", "depends_on = [\"deploy\"]");
+  std::string tasks =
+      Task("build", "echo b > b.txt") +
+      "[[task]]\nid = \"deploy\"\npolicy = \"approve.toml\"\n"
+      "run = [\"sh\", \"-c\", \"echo deployed > d.txt\"]\ndepends_on = [\"build\"]\n\n" +
+      Task("notify", "echo n > n.txt", "depends_on = [\"deploy\"]");
   Output o = Run(tasks);
   EXPECT_EQ(o.status, 4) << o.err;
   json r = Report();
@@ -290,12 +343,14 @@ TEST_F(RunTest, ApprovalsHoldATaskUntilAPersonSaysYes) {
   EXPECT_EQ(wrong.status, 2);
   EXPECT_EQ(wrong.err, "corral: task 'notify' of run " + run + " does not await approval\n");
   EXPECT_EQ(corral({"approve", run, "deploy"}).status, 0);
-  EXPECT_NE(ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/events.jsonl").find("\"how\":\"corral approve\",\"t\""),
+  EXPECT_NE(ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/events.jsonl")
+                .find("\"how\":\"corral approve\",\"t\""),
             std::string::npos);
   Output resumed = corral({"resume", run});
   EXPECT_EQ(resumed.status, 0) << resumed.err;
   r = Report();
-  for (const char* id : {"build", "deploy", "notify"}) EXPECT_EQ(Find(r, id)["status"], "succeeded") << id;
+  for (const char* id : {"build", "deploy", "notify"})
+    EXPECT_EQ(Find(r, id)["status"], "succeeded") << id;
   EXPECT_EQ(Git({"show", r["merge"]["branch"].get<std::string>() + ":d.txt"}).out, "deployed\n");
   Output audit = corral({"audit", "show", run, "--task", "deploy"});
   EXPECT_NE(audit.out.find("approved by "), std::string::npos) << audit.out;
@@ -304,7 +359,8 @@ TEST_F(RunTest, ApprovalsHoldATaskUntilAPersonSaysYes) {
   // Approved up front: the run goes through.
   Output upfront = Run(tasks, {"--approve", "deploy"});
   EXPECT_EQ(upfront.status, 0) << upfront.err;
-  EXPECT_EQ(Run(tasks, {"--approve", "nope"}).err, "corral: --approve: the plan has no task 'nope'\n");
+  EXPECT_EQ(Run(tasks, {"--approve", "nope"}).err,
+            "corral: --approve: the plan has no task 'nope'\n");
 }
 
 TEST_F(RunTest, AuditLogVerifiesAndTamperingIsNamed) {
@@ -329,16 +385,19 @@ TEST_F(RunTest, AuditLogVerifiesAndTamperingIsNamed) {
   EXPECT_EQ(corral({"audit", "verify", run, "--expect-head", head}).status, 0);
   Output text = corral({"audit", "verify", run});
   EXPECT_NE(text.out.find(": intact: 13 records, 3 signed checkpoints, head " + head),
-            std::string::npos) << text.out;
+            std::string::npos)
+      << text.out;
 
   Output show = corral({"audit", "show", run});
   EXPECT_EQ(show.status, 0);
-  for (const char* what : {"run started by ", "try 1 started under default@", "ended: succeeded, exit 0",
-                           "changed a.txt (+1 -0)", "merged a, b into corral/", "run ended, exit 0"}) {
+  for (const char* what :
+       {"run started by ", "try 1 started under default@", "ended: succeeded, exit 0",
+        "changed a.txt (+1 -0)", "merged a, b into corral/", "run ended, exit 0"}) {
     EXPECT_NE(show.out.find(what), std::string::npos) << what << "\n" << show.out;
   }
   EXPECT_NE(show.out.find("executed sh -c echo b > b.txt (/usr/bin/sh, pid 2, parent 1) in "),
-            std::string::npos) << show.out;
+            std::string::npos)
+      << show.out;
   EXPECT_NE(show.out.find("programs executed"), std::string::npos) << show.out;
   Output only_b = corral({"audit", "show", run, "--task", "b", "--json"});
   size_t lines = 0;
@@ -354,42 +413,40 @@ TEST_F(RunTest, AuditLogVerifiesAndTamperingIsNamed) {
   Output bad = corral({"audit", "verify", run});
   EXPECT_EQ(bad.status, 1);
   EXPECT_NE(bad.err.find("NOT intact: " + log + ":"), std::string::npos) << bad.err;
-  EXPECT_NE(bad.err.find(": body changed: its bytes do not match its hash"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find(": body changed: its bytes do not match its hash"), std::string::npos)
+      << bad.err;
   // A log made with another key than the one trusted.
   Output other = corral({"audit", "verify", run, "--key", std::string(64, 'a')});
   EXPECT_EQ(other.status, 1);
-  EXPECT_NE(other.err.find(":1: bad signature: the log is signed by key "), std::string::npos) << other.err;
+  EXPECT_NE(other.err.find(":1: bad signature: the log is signed by key "), std::string::npos)
+      << other.err;
   EXPECT_EQ(corral({"audit", "verify", "nope"}).status, 2);
 }
 
 TEST_F(RunTest, NetworkConnectionsAreAuditedAndThrottlingIsHeard) {
   ScratchDir site("corral-run-site");
   WriteFile(site.path() + "/index.html", "hi\n");
-  std::string port_file = site.path() + "/port";
-  pid_t server = Spawn({"/usr/bin/python3", HTTP_SERVER, "--root", site.path(), "--port-file",
-                        port_file},
-                       site.path() + "/log");
-  for (int i = 0; i < 200 && !fs::exists(port_file); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  std::string port = ReadFile(port_file);
+  TestServer server(site.path());
+  std::string port = server.port();
   ASSERT_FALSE(port.empty());
   WriteFile(scratch_.path() + "/net.toml",
             "[network]\negress = [\"localhost:" + port + "\"]\n[env]\npass = [\"PATH\"]\n");
-  std::string script = "curl -sS http://localhost:" + port + "/index.html > got.txt; curl -sS http://localhost:" +
-                       port + "/status/429; curl -sS http://example.com/ || true";
+  std::string script = "curl -sS http://localhost:" + port +
+                       "/index.html > got.txt; curl -sS http://localhost:" + port +
+                       "/status/429; curl -sS http://example.com/ || true";
   Output o = Run("[[task]]\nid = \"fetch\"\npolicy = \"net.toml\"\nrun = [\"sh\", \"-c\", \"" +
-                 script + "\"]\n", {"-j", "auto"});
-  kill(server, SIGTERM);
-  waitpid(server, nullptr, 0);
+                     script + "\"]\n",
+                 {"-j", "auto"});
+  server.Stop();
   EXPECT_EQ(o.status, 0) << o.err;
   std::string run = Report()["run"];
   EXPECT_EQ(Git({"show", "corral/" + run + "/fetch:got.txt"}).out, "hi\n");
   Output show = RunCommand({CORRAL_BIN, "audit", "show", run, "--repo", repo_.path()});
-  for (const std::string& want : std::vector<std::string>{"reached GET localhost:" + port + " (127.0.0.1), HTTP 200",
-                           "reached GET localhost:" + port + " (127.0.0.1), HTTP 429",
-                           "refused GET example.com:80: the policy 'net' does not allow example.com:80",
-                           "concurrency lowered from 2 to 1 (HTTP 429 through the egress proxy)"}) {
+  for (const std::string& want : std::vector<std::string>{
+           "reached GET localhost:" + port + " (127.0.0.1), HTTP 200",
+           "reached GET localhost:" + port + " (127.0.0.1), HTTP 429",
+           "refused GET example.com:80: the policy 'net' does not allow example.com:80",
+           "concurrency lowered from 2 to 1 (HTTP 429 through the egress proxy)"}) {
     EXPECT_NE(show.out.find(want), std::string::npos) << want << "\n" << show.out;
   }
   EXPECT_EQ(RunCommand({CORRAL_BIN, "audit", "verify", run, "--repo", repo_.path()}).status, 0);
@@ -399,42 +456,40 @@ TEST_F(RunTest, SecretValuesNeverReachAnythingCorralWrites) {
   const std::string token = "tok-5f3a9c71e2d84b06";
   ScratchDir site("corral-run-site");
   WriteFile(site.path() + "/index.html", "hi\n");
-  std::string port_file = site.path() + "/port";
-  pid_t server = Spawn({"/usr/bin/python3", HTTP_SERVER, "--root", site.path(), "--port-file",
-                        port_file},
-                       site.path() + "/log");
-  for (int i = 0; i < 200 && !fs::exists(port_file); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  std::string port = ReadFile(port_file);
+  TestServer server(site.path());
+  std::string port = server.port();
   std::string secrets = scratch_.path() + "/secrets.env";
   WriteFile(secrets, "# for the test\nTOKEN=" + token + "\n", 0644);
-  WriteFile(scratch_.path() + "/s.toml", "[network]\negress = [\"localhost:" + port +
-                                             "\"]\n[secrets]\nenv = [\"TOKEN\"]\n[env]\npass = [\"PATH\"]\n");
+  WriteFile(scratch_.path() + "/s.toml",
+            "[network]\negress = [\"localhost:" + port +
+                "\"]\n[secrets]\nenv = [\"TOKEN\"]\n[env]\npass = [\"PATH\"]\n");
   std::string plan =
       "[[task]]\nid = \"leaky\"\npolicy = \"s.toml\"\n"
       "run = [\"sh\", \"-c\", \"printf %s $TOKEN > secret.txt; echo fine > clean.txt\"]\n\n"
       "[[task]]\nid = \"talker\"\npolicy = \"s.toml\"\n"
       "run = [\"sh\", \"-c\", \"echo my token is $TOKEN; echo err $TOKEN >&2; "
       "printf '{\\\"token\\\": \\\"%s\\\"}' $TOKEN > $CORRAL_OUTPUT; "
-      "curl -sS -o /dev/null http://localhost:" + port + "/index.html?k=$TOKEN; sh -c 'true '$TOKEN; "
+      "curl -sS -o /dev/null http://localhost:" +
+      port +
+      "/index.html?k=$TOKEN; sh -c 'true '$TOKEN; "
       "echo talked > talked.txt\"]\n\n" +
       Task("reader", "cat $CORRAL_INPUTS/talker.json > seen.txt", "depends_on = [\"talker\"]");
   // A secrets file others can read is refused, and nothing is created.
   Output loose = Run(plan, {"--secrets-file", secrets});
   EXPECT_EQ(loose.status, 2);
-  EXPECT_EQ(loose.err, "corral: --secrets-file " + secrets +
-                           ": must be a regular file of yours that only you can read (chmod 600)\n");
+  EXPECT_EQ(loose.err,
+            "corral: --secrets-file " + secrets +
+                ": must be a regular file of yours that only you can read (chmod 600)\n");
   EXPECT_FALSE(fs::exists(repo_.path() + "/.git/corral/runs"));
   chmod(secrets.c_str(), 0600);
   Output o = Run(plan, {"--secrets-file", secrets});
-  kill(server, SIGTERM);
-  waitpid(server, nullptr, 0);
+  server.Stop();
   EXPECT_EQ(o.status, 1) << o.err;
   json r = Report();
   std::string run = r["run"];
   EXPECT_EQ(Find(r, "leaky")["status"], "secret-leak");
-  EXPECT_EQ(Find(r, "leaky")["withheld"], json::parse(R"([{"path":"secret.txt","secret":"TOKEN"}])"));
+  EXPECT_EQ(Find(r, "leaky")["withheld"],
+            json::parse(R"([{"path":"secret.txt","secret":"TOKEN"}])"));
   EXPECT_EQ(Find(r, "leaky")["files_changed"], json({"clean.txt"}));
   EXPECT_EQ(Find(r, "talker")["status"], "succeeded");
   EXPECT_EQ(Find(r, "talker")["output"], json({{"token", "[REDACTED:TOKEN]"}}));
@@ -442,7 +497,8 @@ TEST_F(RunTest, SecretValuesNeverReachAnythingCorralWrites) {
   std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/logs/talker.log");
   EXPECT_NE(log.find("my token is [REDACTED:TOKEN]\n"), std::string::npos) << log;
   EXPECT_NE(log.find("err [REDACTED:TOKEN]\n"), std::string::npos) << log;
-  EXPECT_EQ(Git({"show", "corral/" + run + "/reader:seen.txt"}).out, R"({"token": "[REDACTED:TOKEN]"})");
+  EXPECT_EQ(Git({"show", "corral/" + run + "/reader:seen.txt"}).out,
+            R"({"token": "[REDACTED:TOKEN]"})");
 
   // Every file corral wrote, every object of every branch, corral's own output: no value.
   EXPECT_EQ(o.out.find(token), std::string::npos);
@@ -469,43 +525,46 @@ TEST_F(RunTest, SecretValuesNeverReachAnythingCorralWrites) {
 TEST_F(RunTest, CapturedOutputIsCappedAndSaysSo) {
   // 4 MiB of output, a grandchild that keeps stdout open, and a 1 MiB cap: the task ends, the log
   // stops at the cap and says how much it dropped.
-  WriteFile(scratch_.path() + "/plan.toml",
-            Task("loud", "(sleep 600 &) ; head -c 4194304 /dev/zero | tr '\\\\0' x; echo done >&2"));
+  WriteFile(
+      scratch_.path() + "/plan.toml",
+      Task("loud", "(sleep 600 &) ; head -c 4194304 /dev/zero | tr '\\\\0' x; echo done >&2"));
   Output o = RunCommand({CORRAL_BIN, "run", scratch_.path() + "/plan.toml", "--repo", repo_.path()},
                         {"CORRAL_LOG_LIMIT=1MiB"});
   EXPECT_EQ(o.status, 0) << o.err;
   json r = Report();
   EXPECT_EQ(Find(r, "loud")["status"], "no-changes");
   EXPECT_EQ(Find(r, "loud")["log_dropped_bytes"], 4194304 + 5 - 1048576);
-  std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + r["run"].get<std::string>() + "/logs/loud.log");
+  std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + r["run"].get<std::string>() +
+                             "/logs/loud.log");
   EXPECT_EQ(log.substr(0, 3), "xxx");
-  EXPECT_EQ(log.size(), 1048576 + std::string("\n[corral: the log stops at 1MiB; 3145733 more bytes of output were dropped]\n").size());
-  EXPECT_NE(log.find("[corral: the log stops at 1MiB; 3145733 more bytes of output were dropped]"), std::string::npos);
-  Output bad = RunCommand({CORRAL_BIN, "run", scratch_.path() + "/plan.toml", "--repo", repo_.path()},
-                          {"CORRAL_LOG_LIMIT=lots"});
+  EXPECT_EQ(
+      log.size(),
+      1048576 +
+          std::string(
+              "\n[corral: the log stops at 1MiB; 3145733 more bytes of output were dropped]\n")
+              .size());
+  EXPECT_NE(log.find("[corral: the log stops at 1MiB; 3145733 more bytes of output were dropped]"),
+            std::string::npos);
+  Output bad =
+      RunCommand({CORRAL_BIN, "run", scratch_.path() + "/plan.toml", "--repo", repo_.path()},
+                 {"CORRAL_LOG_LIMIT=lots"});
   EXPECT_EQ(bad.status, 2);
   EXPECT_EQ(bad.err, "corral: CORRAL_LOG_LIMIT: 'lots' is not a size (examples: 64MiB, 1GiB)\n");
 }
 
 TEST_F(RunTest, TracesAreOtlpJsonAndReachACollector) {
   ScratchDir collector("corral-collector");
-  std::string port_file = collector.path() + "/port";
-  pid_t server = Spawn({"/usr/bin/python3", HTTP_SERVER, "--root", collector.path(), "--port-file",
-                        port_file},
-                       collector.path() + "/log");
-  for (int i = 0; i < 200 && !fs::exists(port_file); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  std::string port = ReadFile(port_file);
+  TestServer server(collector.path());
+  std::string port = server.port();
   WriteFile(scratch_.path() + "/plan.toml",
             Task("a", "echo $TRACEPARENT > tp.txt") + Task("b", "true", "depends_on = [\"a\"]"));
   Output o = RunCommand({CORRAL_BIN, "run", scratch_.path() + "/plan.toml", "--repo", repo_.path()},
                         {"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:" + port});
-  kill(server, SIGTERM);
-  waitpid(server, nullptr, 0);
+  server.Stop();
   ASSERT_EQ(o.status, 0) << o.err;
   std::string run = Report()["run"];
-  std::istringstream lines(ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/trace.otlp.jsonl"));
+  std::istringstream lines(
+      ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/trace.otlp.jsonl"));
   std::map<std::string, json> spans;  // by span id
   std::multiset<std::string> names;
   std::string trace_id;
@@ -531,11 +590,12 @@ TEST_F(RunTest, TracesAreOtlpJsonAndReachACollector) {
     EXPECT_EQ(span.at("kind"), 1);
     EXPECT_EQ(span.at("status").at("code"), 1) << span;
     spans[span.at("spanId")] = span;
-    names.insert(span.at("name").get<std::string>().substr(0, span.at("name").get<std::string>().find(' ')));
+    names.insert(
+        span.at("name").get<std::string>().substr(0, span.at("name").get<std::string>().find(' ')));
   }
-  EXPECT_EQ(names, (std::multiset<std::string>{"run", "task", "task", "try", "try", "worktree",
-                                               "worktree", "agent", "agent", "commit", "commit",
-                                               "merge"}));
+  EXPECT_EQ(names,
+            (std::multiset<std::string>{"run", "task", "task", "try", "try", "worktree", "worktree",
+                                        "agent", "agent", "commit", "commit", "merge"}));
   int roots = 0;
   for (const auto& [id, span] : spans) {
     if (!span.contains("parentSpanId")) {
@@ -562,4 +622,3 @@ TEST_F(RunTest, TracesAreOtlpJsonAndReachACollector) {
 
 }  // namespace
 }  // namespace corral::testing
-
