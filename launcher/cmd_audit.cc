@@ -222,8 +222,14 @@ int Show(const Args& a) {
       continue;
     }
     std::string task = Str(e, "task");
+    std::string what;
+    try {
+      what = Describe(e);
+    } catch (const json::exception&) {
+      what = "(not of the shape corral writes) " + e.dump();  // a changed log: shown as it is
+    }
     std::printf("%-20s %-16s %s\n", Str(e, "t").c_str(), task.empty() ? "-" : task.c_str(),
-                Describe(e).c_str());
+                what.c_str());
   }
   return kExitOk;
 }

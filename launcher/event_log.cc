@@ -78,16 +78,17 @@ std::expected<EventLog, std::string> EventLog::Open(const std::string& path,
   if (fd < 0) return std::unexpected(Errno("open " + path));
   EventLog log(fd, path);
   log.key_ = key;
-  log.run_ = first.value("run", "");
-  log.chained_ = first.value("corral_events", 0) >= 2;
+  // Read() checked the version; the rest may be anything a tampered log holds.
+  log.run_ = first["run"].is_string() ? first["run"].get<std::string>() : "";
+  log.chained_ = first["corral_events"].get<int>() >= 2;
   if (log.chained_) {
-    if (!last.contains("seq") || !last["seq"].is_number_unsigned() ||
-        FromHex(last.value("hash", "")).size() != 32) {
+    if (!last.contains("seq") || !last["seq"].is_number_unsigned() || !last["hash"].is_string() ||
+        FromHex(last["hash"].get<std::string>()).size() != 32) {
       return std::unexpected(path +
                              ": the last record has no seq or hash; run corral audit verify");
     }
     log.seq_ = last["seq"].get<uint64_t>() + 1;
-    log.prev_ = FromHex(last.value("hash", ""));
+    log.prev_ = FromHex(last["hash"].get<std::string>());
   }
   return log;
 }
@@ -147,7 +148,8 @@ std::expected<std::vector<nlohmann::json>, std::string> EventLog::Read(const std
       return std::unexpected(path + ":" + std::to_string(line_no) + ": not a JSON object");
     }
     if (line_no == 1) {
-      int version = j.value("corral_events", 0);
+      auto v = j.find("corral_events");
+      int version = v != j.end() && v->is_number_integer() ? v->get<int>() : 0;
       if (version < 1 || version > kEventLogVersion) {
         return std::unexpected(path + ":1: not a corral event log of version 1 to " +
                                std::to_string(kEventLogVersion));

@@ -921,7 +921,38 @@ int RunPlan(const RunRequest& request) {
   return status;
 }
 
+namespace {
+
+// The events of a run whose log was changed by hand may not have the shapes corral wrote; such a
+// log is bad input, never a crash.
+template <typename Fn>
+int GuardedByLogShape(const std::string& run, Fn fn) {
+  try {
+    return fn();
+  } catch (const nlohmann::json::exception&) {
+    return BadInput("the events of run " + run + " are not of the shape corral writes; corral " +
+                    "audit verify " + run + " tells whether the log was changed");
+  }
+}
+
+int ApproveTaskUnguarded(const std::string& repo_path, const std::string& run,
+                         const std::string& task);
+int ResumeRunUnguarded(const ResumeRequest& request);
+
+}  // namespace
+
 int ApproveTask(const std::string& repo_path, const std::string& run, const std::string& task) {
+  return GuardedByLogShape(run, [&] { return ApproveTaskUnguarded(repo_path, run, task); });
+}
+
+int ResumeRun(const ResumeRequest& request) {
+  return GuardedByLogShape(request.run, [&] { return ResumeRunUnguarded(request); });
+}
+
+namespace {
+
+int ApproveTaskUnguarded(const std::string& repo_path, const std::string& run,
+                         const std::string& task) {
   auto repo = worktree::Repository::Open(repo_path);
   if (!repo) return BadInput("--repo " + repo_path + ": " + repo.error().message);
   if (std::string e = worktree::CheckId(run, "run id"); !e.empty()) return BadInput(e);
@@ -955,7 +986,7 @@ int ApproveTask(const std::string& repo_path, const std::string& run, const std:
   return kExitOk;
 }
 
-int ResumeRun(const ResumeRequest& request) {
+int ResumeRunUnguarded(const ResumeRequest& request) {
   auto repo = worktree::Repository::Open(request.repo);
   if (!repo) return BadInput("--repo " + request.repo + ": " + repo.error().message);
   if (std::string e = worktree::CheckId(request.run, "run id"); !e.empty()) return BadInput(e);
@@ -1049,5 +1080,7 @@ int ResumeRun(const ResumeRequest& request) {
   close(*lock);
   return status;
 }
+
+}  // namespace
 
 }  // namespace corral::launcher

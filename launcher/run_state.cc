@@ -55,30 +55,41 @@ std::expected<RunState, std::string> LoadRun(const std::string& repo, const std:
   s.id = fs::path(*dir).filename().string();
   auto events = EventLog::Read(s.dir + "/events.jsonl");
   if (!events) return std::unexpected(events.error());
-  for (const nlohmann::json& e : *events) {
-    std::string type = e.value("type", "");
-    if (type == "run-start") {
-      s.base = e.value("base", "");
-      s.into = e.value("into", "corral/" + s.id + "/merged");
-      s.order = e.value("order", std::vector<std::string>{});
-      for (const std::string& t : s.order) s.status[t] = "pending";
-    } else if (type == "task-start") {
-      s.status[e.value("task", "")] = "running";
-    } else if (type == "task-end") {
-      s.status[e.value("task", "")] =
-          e.value("state", "") == "succeeded" ? e.value("status", "") : e.value("state", "");
-    } else if (type == "task-awaiting-approval") {
-      s.status[e.value("task", "")] = "awaiting-approval";
-    } else if (type == "run-end") {
-      s.ended = true;
-      s.exit = e.value("exit", -1);
+  // A log corral wrote has these shapes; a changed one may not (corral audit verify says).
+  try {
+    for (const nlohmann::json& e : *events) {
+      std::string type = e.value("type", "");
+      if (type == "run-start") {
+        s.base = e.value("base", "");
+        s.into = e.value("into", "corral/" + s.id + "/merged");
+        s.order = e.value("order", std::vector<std::string>{});
+        for (const std::string& t : s.order) s.status[t] = "pending";
+      } else if (type == "task-start") {
+        s.status[e.value("task", "")] = "running";
+      } else if (type == "task-end") {
+        s.status[e.value("task", "")] =
+            e.value("state", "") == "succeeded" ? e.value("status", "") : e.value("state", "");
+      } else if (type == "task-awaiting-approval") {
+        s.status[e.value("task", "")] = "awaiting-approval";
+      } else if (type == "run-end") {
+        s.ended = true;
+        s.exit = e.value("exit", -1);
+      }
     }
+  } catch (const nlohmann::json::exception&) {
+    return std::unexpected(s.dir + "/events.jsonl: a record is not of the shape corral writes; " +
+                           "corral audit verify " + s.id + " tells whether the log was changed");
   }
   std::ifstream in(s.dir + "/report.json");
   if (in) s.report = nlohmann::json::parse(in, nullptr, false);
   if (s.report.is_discarded()) s.report = nullptr;
   if (s.report.is_object()) {
-    for (const auto& t : s.report["tasks"]) s.status[t["id"]] = t["status"];
+    for (const auto& t : s.report.value("tasks", nlohmann::json::array())) {
+      if (t.is_object() && t.value("id", nlohmann::json()).is_string() &&
+          t.value("status", nlohmann::json()).is_string()) {
+        s.status[t["id"].get<std::string>()] = t["status"].get<std::string>();
+      }
+    }
   }
   return s;
 }

@@ -421,6 +421,27 @@ TEST_F(RunTest, AuditLogVerifiesAndTamperingIsNamed) {
   EXPECT_NE(other.err.find(":1: bad signature: the log is signed by key "), std::string::npos)
       << other.err;
   EXPECT_EQ(corral({"audit", "verify", "nope"}).status, 2);
+  // Records of another shape (found by the fuzzer): bad input for every reader, never a crash.
+  text_log = ReadFile(log);
+  size_t type_at = text_log.find("\"type\":\"task-end\"");
+  ASSERT_NE(type_at, std::string::npos);
+  text_log.replace(type_at, 17, "\"type\":5");
+  WriteFile(log, text_log);
+  for (const char* cmd : {"status", "resume"}) {
+    Output o2 = corral({cmd, run});
+    EXPECT_EQ(o2.status, 2) << cmd << o2.err;
+    EXPECT_NE(o2.err.find("not of the shape corral writes"), std::string::npos) << cmd << o2.err;
+  }
+  EXPECT_EQ(corral({"audit", "show", run}).status, 0) << "shown as it is";
+  size_t version_at = text_log.find("\"corral_events\":2");
+  text_log.replace(version_at, 17, "\"corral_events\":\"2\"");
+  WriteFile(log, text_log);
+  for (const char* cmd : {"status", "resume"}) {
+    Output o2 = corral({cmd, run});
+    EXPECT_EQ(o2.status, 2) << cmd << o2.err;
+    EXPECT_NE(o2.err.find("not a corral event log of version 1 to 2"), std::string::npos) << o2.err;
+  }
+  EXPECT_EQ(corral({"audit", "show", run}).status, 2);
 }
 
 TEST_F(RunTest, NetworkConnectionsAreAuditedAndThrottlingIsHeard) {
