@@ -1,10 +1,12 @@
-// corral runs | status [RUN] | logs RUN TASK | report [RUN|latest] [--format json|md]
+// corral runs | status [RUN] | logs RUN TASK | path RUN TASK | report [RUN|latest] [--format
+// json|md]
 #include <cstdio>
 #include <fstream>
 #include <memory>
 
 #include "launcher/commands.h"
 #include "launcher/run_state.h"
+#include "worktree/worktree.h"
 
 namespace corral::launcher {
 namespace {
@@ -77,7 +79,8 @@ std::function<int()> DefineLogs(CLI::App* app) {
   return [w] {
     auto s = LoadRun(w->repo, w->run);
     if (!s) return BadInput(s.error());
-    if (!s->status.count(w->task)) return BadInput("run " + s->id + " has no task '" + w->task + "'");
+    if (!s->status.count(w->task))
+      return BadInput("run " + s->id + " has no task '" + w->task + "'");
     bool ok = false;
     std::string log = ReadFile(s->dir + "/logs/" + w->task + ".log", &ok);
     if (!ok) return BadInput("task '" + w->task + "' of run " + s->id + " has no log yet");
@@ -93,7 +96,8 @@ std::function<int()> DefineReport(CLI::App* app) {
   AddRepo(app, w.get());
   return [w] {
     if (w->format != "json" && w->format != "md") {
-      return BadInput("--format: '" + w->format + "' is not json or md (html is not supported yet)");
+      return BadInput("--format: '" + w->format +
+                      "' is not json or md (html is not supported yet)");
     }
     auto s = LoadRun(w->repo, w->run);
     if (!s) return BadInput(s.error());
@@ -101,6 +105,28 @@ std::function<int()> DefineReport(CLI::App* app) {
     std::string text = ReadFile(s->dir + "/report." + w->format, &ok);
     if (!ok) return BadInput("run " + s->id + " has no report yet (it has not ended)");
     std::fwrite(text.data(), 1, text.size(), stdout);
+    return kExitOk;
+  };
+}
+
+std::function<int()> DefinePath(CLI::App* app) {
+  auto w = std::make_shared<Where>();
+  app->add_option("run", w->run, "The run (or latest)")->required();
+  app->add_option("task", w->task, "The task")->required();
+  AddRepo(app, w.get());
+  return [w] {
+    auto s = LoadRun(w->repo, w->run);
+    if (!s) return BadInput(s.error());
+    if (!s->status.count(w->task))
+      return BadInput("run " + s->id + " has no task '" + w->task + "'");
+    auto repo = worktree::Repository::Open(w->repo);
+    if (!repo) return BadInput("--repo " + w->repo + ": " + repo.error().message);
+    auto ws = repo->FindWorkspace(s->id, w->task);
+    if (!ws) {
+      return BadInput("task '" + w->task + "' of run " + s->id + " has no worktree (" +
+                      ws.error().message + ")");
+    }
+    std::printf("%s\n", ws->path.c_str());
     return kExitOk;
   };
 }

@@ -14,7 +14,8 @@ int BadInput(const std::string& message) {
 
 std::span<const Command> Commands() {
   static const Command kCommands[] = {
-      {"exec", "Run one command in a sandbox: corral exec [--policy FILE] [--cwd DIR] -- CMD ARGS...",
+      {"exec",
+       "Run one command in a sandbox: corral exec [--policy FILE] [--cwd DIR] -- CMD ARGS...",
        DefineExec},
       {"run", "Run a plan: worktrees, sandboxes, merge, report: corral run PLAN [-j N|auto]",
        DefineRun},
@@ -24,6 +25,7 @@ std::span<const Command> Commands() {
       {"status", "A run's tasks and their states: corral status [RUN]", DefineStatus},
       {"runs", "The runs of this repository", DefineRuns},
       {"logs", "A task's captured output: corral logs RUN TASK", DefineLogs},
+      {"path", "Where a task's worktree is: corral path RUN TASK", DefinePath},
       {"report", "A run's report: corral report [RUN|latest] [--format json|md]", DefineReport},
       {"merge", "Redo a run's integration merge: corral merge RUN [--into B] [--order t1,t2]",
        DefineMerge},

@@ -45,5 +45,6 @@ std::function<int()> DefineReport(CLI::App* app);
 std::function<int()> DefineMerge(CLI::App* app);
 std::function<int()> DefineAudit(CLI::App* app);
 std::function<int()> DefineDoctor(CLI::App* app);
+std::function<int()> DefinePath(CLI::App* app);
 
 }  // namespace corral::launcher

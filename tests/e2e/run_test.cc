@@ -244,6 +244,11 @@ TEST_F(RunTest, StatusLogsReportAndMergeReadTheRunBack) {
                 "  b                        succeeded\n  c                        succeeded\n");
   EXPECT_EQ(corral({"runs"}).out, run + "  ended, exit 3  3 succeeded\n");
   EXPECT_EQ(corral({"logs", run, "a"}).out, "said a\n");
+  Output path = corral({"path", run, "a"});
+  EXPECT_EQ(path.status, 0) << path.err;
+  EXPECT_EQ(path.out,
+            fs::canonical(repo_.path()).string() + "/.git/corral/worktrees/" + run + "/a\n");
+  EXPECT_EQ(corral({"path", run, "zz"}).status, 2);
   EXPECT_EQ(corral({"logs", run, "zz"}).status, 2);
   Output report = corral({"report", "latest", "--format", "json"});
   EXPECT_EQ(json::parse(report.out)["merge"]["conflicted"], json({"b"}));
