@@ -71,16 +71,32 @@ std::function<int()> DefineStatus(CLI::App* app) {
   };
 }
 
+namespace {
+
+// RUN and TASK as positional options, and the run loaded with a check that it has the task.
+void AddRunTask(CLI::App* app, Where* w) {
+  app->add_option("run", w->run, "The run (or latest)")->required();
+  app->add_option("task", w->task, "The task")->required();
+  AddRepo(app, w);
+}
+
+std::expected<RunState, int> LoadRunWithTask(const Where& w) {
+  auto s = LoadRun(w.repo, w.run);
+  if (!s) return std::unexpected(BadInput(s.error()));
+  if (!s->status.count(w.task)) {
+    return std::unexpected(BadInput("run " + s->id + " has no task '" + w.task + "'"));
+  }
+  return std::move(*s);
+}
+
+}  // namespace
+
 std::function<int()> DefineLogs(CLI::App* app) {
   auto w = std::make_shared<Where>();
-  app->add_option("run", w->run, "The run")->required();
-  app->add_option("task", w->task, "The task")->required();
-  AddRepo(app, w.get());
+  AddRunTask(app, w.get());
   return [w] {
-    auto s = LoadRun(w->repo, w->run);
-    if (!s) return BadInput(s.error());
-    if (!s->status.count(w->task))
-      return BadInput("run " + s->id + " has no task '" + w->task + "'");
+    auto s = LoadRunWithTask(*w);
+    if (!s) return s.error();
     bool ok = false;
     std::string log = ReadFile(s->dir + "/logs/" + w->task + ".log", &ok);
     if (!ok) return BadInput("task '" + w->task + "' of run " + s->id + " has no log yet");
@@ -111,14 +127,10 @@ std::function<int()> DefineReport(CLI::App* app) {
 
 std::function<int()> DefinePath(CLI::App* app) {
   auto w = std::make_shared<Where>();
-  app->add_option("run", w->run, "The run (or latest)")->required();
-  app->add_option("task", w->task, "The task")->required();
-  AddRepo(app, w.get());
+  AddRunTask(app, w.get());
   return [w] {
-    auto s = LoadRun(w->repo, w->run);
-    if (!s) return BadInput(s.error());
-    if (!s->status.count(w->task))
-      return BadInput("run " + s->id + " has no task '" + w->task + "'");
+    auto s = LoadRunWithTask(*w);
+    if (!s) return s.error();
     auto repo = worktree::Repository::Open(w->repo);
     if (!repo) return BadInput("--repo " + w->repo + ": " + repo.error().message);
     auto ws = repo->FindWorkspace(s->id, w->task);
