@@ -250,21 +250,14 @@ Expected<> Apply(const Entry& e) {
   return {};
 }
 
-// Covers each hidden path that a bind made visible: an empty read-only tmpfs over a directory,
-// the host's /dev/null over a file. A path that no bind reaches is not there to hide.
+// Covers each hidden file that a bind made visible with the host's /dev/null, read-only. A path
+// that no bind reaches is not there to hide.
 Expected<> Hide(const Spec& spec) {
   for (const std::string& path : spec.hide) {
     std::string dest = kNew + path;
     struct stat st;
     if (lstat(dest.c_str(), &st) != 0) continue;
-    if (S_ISDIR(st.st_mode)) {
-      std::string options = "mode=0000,size=4k";
-      if (mount("tmpfs", dest.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
-                options.c_str()) != 0) {
-        return ErrnoError("hide " + path);
-      }
-      continue;
-    }
+    if (!S_ISREG(st.st_mode)) return Fail("hide " + path + ": only files can be hidden");
     std::string null = std::string(kOld) + "/dev/null";
     if (mount(null.c_str(), dest.c_str(), nullptr, MS_BIND, nullptr) != 0) {
       return ErrnoError("hide " + path);

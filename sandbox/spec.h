@@ -65,7 +65,7 @@ struct Spec {
   std::vector<Bind> binds;  // besides the workspace
   std::vector<Protected> protect;
   // Host paths (absolute, resolved) that stay invisible even where a bind covers them, such as
-  // corral's audit key: a directory becomes empty, a file reads as /dev/null.
+  // corral's audit key: the file reads as an empty, read-only /dev/null.
   std::vector<std::string> hide;
   bool share_network = false;  // false: a network namespace with only loopback
   // When nonzero (and the network is not shared), a TCP socket listening on 127.0.0.1:proxy_port
