@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 src=$(pwd)
 mode=${1:-demo}
 
-packages=(build-essential cmake pkg-config git libgit2-dev libkrb5-dev libseccomp-dev libboost-dev libboost-filesystem-dev
+packages=(build-essential cmake pkg-config git libgit2-dev libyaml-cpp-dev libkrb5-dev libseccomp-dev libboost-dev libboost-filesystem-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libssl-dev libgtest-dev libgmock-dev)
 [ "$mode" = bench ] && packages+=(bubblewrap hyperfine)
 # The tests' peers: curl, openssl and Python's http.server on loopback; Node.js for the agent CLIs.
@@ -53,6 +53,8 @@ run_tests() {
   # The one install script the tests need, run by name: it copies Claude Code's native binary
   # from its platform package over the placeholder (no network).
   (cd tests/agents && node node_modules/@anthropic-ai/claude-code/install.cjs)
+  stage "schema validators from npm (tests/k8s)"
+  npm ci --ignore-scripts --no-audit --no-fund --prefix tests/k8s >/dev/null
   build build -DBUILD_TESTING=ON
   stage "tests as $(id -un)"
   (cd build && ctest --output-on-failure --no-tests=error -j"$(nproc)")
@@ -63,6 +65,7 @@ run_tests() {
     git ls-files -z | xargs -0 cp --parents -t "$copy"
     chown -R "$test_user" "$copy"
     cp -a tests/agents/node_modules "$copy/tests/agents/"  # root's, read-only to the user
+    cp -a tests/k8s/node_modules "$copy/tests/k8s/"
     chmod 755 "$copy"
     stage "tests as $test_user (unprivileged)"
     runuser -u "$test_user" -- env CORRAL_REQUIRE_FEATURES="${CORRAL_REQUIRE_FEATURES:-}" bash -c "

@@ -46,5 +46,7 @@ std::function<int()> DefineMerge(CLI::App* app);
 std::function<int()> DefineAudit(CLI::App* app);
 std::function<int()> DefineDoctor(CLI::App* app);
 std::function<int()> DefinePath(CLI::App* app);
+std::function<int()> DefineExport(CLI::App* app);
+std::function<int()> DefineProxy(CLI::App* app);
 
 }  // namespace corral::launcher

@@ -40,4 +40,20 @@ bool NamesLoopback(const policy::Policy& policy) {
   return false;
 }
 
+nlohmann::json NetRecord(const sandbox::EgressRecord& r) {
+  nlohmann::json record = {{"type", "net"},
+                           {"method", r.method},
+                           {"host", r.host},
+                           {"port", r.port},
+                           {"decision", r.allowed ? "allowed" : "refused"},
+                           {"bytes_up", r.bytes_up},
+                           {"bytes_down", r.bytes_down},
+                           {"ms", r.ms}};
+  if (!r.reason.empty()) record["reason"] = r.reason;
+  if (!r.address.empty()) record["address"] = r.address;
+  if (r.status) record["status"] = r.status;
+  if (r.waited_ms) record["waited_ms"] = r.waited_ms;
+  return record;
+}
+
 }  // namespace corral::launcher

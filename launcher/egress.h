@@ -2,6 +2,7 @@
 // (sandbox/egress_proxy.h) takes them.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "policy/policy.h"
@@ -24,5 +25,9 @@ void ApplyRates(const policy::Policy& policy, sandbox::EgressProxy* proxy);
 // Whether the allow-list names a loopback host, which then goes through the proxy (to the host's
 // loopback) instead of staying inside the sandbox.
 bool NamesLoopback(const policy::Policy& policy);
+
+// The "net" record of the run's events log for one connection or refusal (without "task": the
+// caller names the sandbox it came from).
+nlohmann::json NetRecord(const sandbox::EgressRecord& r);
 
 }  // namespace corral::launcher

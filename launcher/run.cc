@@ -473,19 +473,8 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
 }
 
 void Runner::Egress(const sandbox::EgressRecord& r) {
-  json record = {{"type", "net"},
-                 {"task", r.client},
-                 {"method", r.method},
-                 {"host", r.host},
-                 {"port", r.port},
-                 {"decision", r.allowed ? "allowed" : "refused"},
-                 {"bytes_up", r.bytes_up},
-                 {"bytes_down", r.bytes_down},
-                 {"ms", r.ms}};
-  if (!r.reason.empty()) record["reason"] = r.reason;
-  if (!r.address.empty()) record["address"] = r.address;
-  if (r.status) record["status"] = r.status;
-  if (r.waited_ms) record["waited_ms"] = r.waited_ms;
+  json record = NetRecord(r);
+  record["task"] = r.client;
   Event(record, false, /*sync=*/false);
   if (r.status == 429) {
     std::lock_guard lock(mu_);

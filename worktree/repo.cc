@@ -110,4 +110,15 @@ Expected<std::string> Repository::ResolveCommit(const std::string& rev) const {
   return hex;
 }
 
+Expected<std::string> Repository::RemoteUrl(const std::string& name) const {
+  git_remote* remote = nullptr;
+  if (git_remote_lookup(&remote, repo_, name.c_str()) != 0) {
+    return GitError("remote '" + name + "'");
+  }
+  const char* url = git_remote_url(remote);
+  std::string out = url ? url : "";
+  git_remote_free(remote);
+  return out;
+}
+
 }  // namespace corral::worktree

@@ -132,6 +132,9 @@ class Repository {
   // The commit `rev` names ("HEAD", a branch, a hex id), as a full hex id.
   Expected<std::string> ResolveCommit(const std::string& rev) const;
 
+  // The URL of remote `name` ("origin"), as its config says.
+  Expected<std::string> RemoteUrl(const std::string& name) const;
+
   // Creates branch corral/<run>/<task> at `base`, then a worktree on it at
   // <common dir>/corral/worktrees/<run>/<task>. Safe to call from many threads and processes at
   // once (the metadata step is serialized, the checkout is not). On failure nothing is left
