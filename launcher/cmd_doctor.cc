@@ -22,6 +22,14 @@ std::function<int()> DefineDoctor(CLI::App* app) {
     if (!checks) return BadInput(checks.error().message);
     for (auto& c : ProbeVirtualization()) checks->push_back(std::move(c));
     checks->push_back(ProbeQemu());
+    std::string firmware, missing;
+    for (const std::string& m : MissingForTdx("/", "", &firmware)) {
+      missing += (missing.empty() ? "" : "; ") + m;
+    }
+    checks->push_back({"launch a TDX trust domain (target tdx)", missing.empty(), false,
+                       missing.empty() ? "TDX host, /dev/kvm, " + firmware + ", QEMU with tdx-guest"
+                                       : "missing: " + missing,
+                       missing.empty() ? "" : "see each missing piece above"});
     bool ready = true;
     for (const auto& c : *checks) ready &= c.ok || !c.essential;
     if (*json) {

@@ -154,4 +154,37 @@ sandbox::HostCheck ProbeQemu(const std::string& qemu) {
   return c;
 }
 
+std::vector<std::string> MissingForTdx(const std::string& root, const std::string& qemu,
+                                       std::string* firmware) {
+  std::vector<std::string> missing;
+  sandbox::HostCheck host = TdxHost(root);
+  if (!host.ok) missing.push_back("TDX host support (" + host.detail + ")");
+  if (!Exists(root + "/dev/kvm")) missing.push_back("/dev/kvm");
+  firmware->clear();
+  for (const char* path : kTdvfPaths) {
+    if (Exists(root + path)) {
+      *firmware = root == "/" ? path : root + path;
+      break;
+    }
+  }
+  if (firmware->empty()) {
+    missing.push_back("TDVF firmware (OVMF.inteltdx.fd in /usr/share/ovmf, /usr/share/OVMF, "
+                      "/usr/share/qemu or /usr/share/edk2/ovmf)");
+  }
+  std::string program = qemu.empty() ? "qemu-system-x86_64" : qemu;
+  std::string version = Capture(program + " --version");
+  int major = 0, minor = 0;
+  auto at = version.find("QEMU emulator version ");
+  if (at == std::string::npos ||
+      std::sscanf(version.c_str() + at + 22, "%d.%d", &major, &minor) != 2) {
+    missing.push_back("QEMU 10.1 or newer (" + program + " not found)");
+  } else if (major < 10 || (major == 10 && minor < 1)) {
+    missing.push_back("QEMU 10.1 or newer (" + program + " is " + std::to_string(major) + "." +
+                      std::to_string(minor) + ")");
+  } else if (Capture(program + " -object help").find("tdx-guest") == std::string::npos) {
+    missing.push_back("QEMU's tdx-guest object (" + program + " was built without it)");
+  }
+  return missing;
+}
+
 }  // namespace corral::launcher

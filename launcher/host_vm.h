@@ -17,4 +17,16 @@ std::vector<sandbox::HostCheck> ProbeVirtualization(const std::string& root = "/
 // program to ask (default: qemu-system-x86_64 found in PATH).
 sandbox::HostCheck ProbeQemu(const std::string& qemu = "");
 
+// What this host lacks to launch an Intel TDX trust domain, one item per missing piece (empty:
+// nothing): kvm_intel's tdx parameter, /dev/kvm, TDVF firmware (under `root`), and QEMU 10.1+
+// with the tdx-guest object (`qemu` is asked). `firmware` is set to the TDVF found.
+std::vector<std::string> MissingForTdx(const std::string& root, const std::string& qemu,
+                                       std::string* firmware);
+
+// TDVF where distributions install it, relative to the root.
+inline constexpr const char* kTdvfPaths[] = {
+    "/usr/share/ovmf/OVMF.inteltdx.fd", "/usr/share/OVMF/OVMF.inteltdx.fd",
+    "/usr/share/qemu/OVMF.inteltdx.fd", "/usr/share/edk2/ovmf/OVMF.inteltdx.fd",
+    "/usr/share/ovmf/OVMF.tdx.fd"};
+
 }  // namespace corral::launcher

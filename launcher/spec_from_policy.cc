@@ -12,6 +12,7 @@
 
 #include "launcher/crypto.h"
 #include "launcher/egress.h"
+#include "launcher/host_vm.h"
 #include "policy/seccomp_plan.h"
 
 extern char** environ;
@@ -134,8 +135,22 @@ std::expected<sandbox::Spec, std::string> SpecFromPolicy(const policy::Policy& p
                                                          const std::string& workspace,
                                                          const std::vector<std::string>& argv,
                                                          const HostEnv& host) {
+  if (policy.target == policy::Target::kTdx) {
+    // Say exactly what this host lacks for a trust domain before anything else.
+    std::string firmware, missing;
+    for (const std::string& m : MissingForTdx("/", "", &firmware)) {
+      missing += (missing.empty() ? "" : "; ") + m;
+    }
+    if (!missing.empty()) {
+      return std::unexpected("target: \"tdx\": this host cannot launch a trust domain; missing: " +
+                             missing);
+    }
+    return std::unexpected(
+        "target: \"tdx\": this host can launch trust domains, but this version of corral does "
+        "not start tasks in VMs yet (corral export argo runs them on Kata TDX nodes)");
+  }
   if (policy.target != policy::Target::kLocal) {
-    return std::unexpected("target: only \"local\" runs in this version of corral");
+    return std::unexpected("target: \"vm\": this version of corral does not start tasks in VMs yet");
   }
   if (!policy.secrets.inject.empty()) {
     return std::unexpected(

@@ -79,6 +79,12 @@ if os.environ.get("CORRAL_REQUIRE_FEATURES") == "1":
 check "doctor in text" 0 "$corral" doctor
 contains "doctor names Landlock" out "Landlock: "
 contains "doctor says it works" out "corral exec and corral run work here."
+contains "doctor says what a TDX launch needs" out "launch a TDX trust domain (target tdx): "
+
+printf 'name = "td"\ntarget = "tdx"\n' >"$scratch/tdx.toml"
+check "target tdx is refused before anything runs" 125 "$corral" exec --policy "$scratch/tdx.toml" -- true
+contains "the refusal says what the host lacks (or that VMs are not started yet)" err \
+  "$scratch/tdx.toml: target: \"tdx\": this host can"
 check "demo" 0 "$corral" demo
 contains "demo" out "corral demo: every fence held."
 

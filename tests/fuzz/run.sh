@@ -12,7 +12,7 @@ cmake -S . -B build-fuzz -DCORRAL_FUZZ=ON -DCMAKE_C_COMPILER="$cc" -DCMAKE_CXX_C
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j"$(nproc)" >/dev/null
 status=0
-for target in policy plan audit_verify proxy_target redact agent_output; do
+for target in policy plan audit_verify proxy_target redact agent_output tdx_quote; do
   work=$(mktemp -d /tmp/corral-fuzz-XXXXXX)
   mkdir -p "build-fuzz/crashes/$target"
   # New inputs go to the scratch corpus; the seeds stay as they are.
