@@ -184,8 +184,13 @@ std::string Describe(const json& e) {
     for (const json& a : e.value("argv", json::array())) {
       argv += (argv.empty() ? "" : " ") + (a.is_string() ? a.get<std::string>() : a.dump());
     }
+    std::string end = Str(e, "end");
+    std::string how = end == "exited"     ? ", exit " + Str(e, "exit")
+                      : end == "signaled" ? ", killed by signal " + Str(e, "signal")
+                      : end == "exec"     ? ", then exec again"
+                                          : "";
     return "executed " + argv + " (" + Str(e, "path") + ", pid " + Str(e, "pid") + ", parent " +
-           Str(e, "ppid") + ") in " + Str(e, "cwd") + " [observed, " + Str(e, "phase") + "]";
+           Str(e, "ppid") + how + ") in " + Str(e, "cwd") + " [observed, " + Str(e, "phase") + "]";
   }
   if (type == "net") {
     std::string where = Str(e, "method") + " " + Str(e, "host") + ":" + Str(e, "port");

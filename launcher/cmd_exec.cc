@@ -106,8 +106,12 @@ int RunExec(const ExecOptions& o) {
     for (const sandbox::ExecRecord& e : r.execs) {
       std::string argv;
       for (const std::string& a : e.argv) argv += " " + a;
-      std::fprintf(stderr, "corral: exec: pid %d (parent %d) in %s:%s\n", e.pid, e.ppid,
-                   e.cwd.c_str(), argv.c_str());
+      std::string end = e.end == "exited"     ? ", exit " + std::to_string(e.exit_code)
+                        : e.end == "signaled" ? ", signal " + std::to_string(e.signal)
+                        : e.end == "exec"     ? ", exec again"
+                                              : "";
+      std::fprintf(stderr, "corral: exec: pid %d (parent %d%s) in %s:%s\n", e.pid, e.ppid,
+                   end.c_str(), e.cwd.c_str(), argv.c_str());
     }
   }
   return r.ExitStatus();

@@ -204,18 +204,15 @@ void Runner::Event(json record, bool sign, bool sync) {
 void Runner::RecordSandbox(const std::string& task, int attempt, const char* phase,
                            const sandbox::Result& result, TryResult* r) {
   for (const sandbox::ExecRecord& e : result.execs) {
-    Event({{"type", "exec"},
-           {"task", task},
-           {"try", attempt},
-           {"phase", phase},
-           {"observed", true},
-           {"pid", e.pid},
-           {"ppid", e.ppid},
-           {"path", e.path},
-           {"argv", e.argv},
-           {"cwd", e.cwd},
-           {"at_ms", e.at_ms}},
-          false, /*sync=*/false);
+    json record = {{"type", "exec"},  {"task", task}, {"try", attempt},  {"phase", phase},
+                   {"observed", true}, {"pid", e.pid}, {"ppid", e.ppid},  {"path", e.path},
+                   {"argv", e.argv},   {"cwd", e.cwd}, {"at_ms", e.at_ms}};
+    // How it ended, when the kernel said: "exited" with "exit", "signaled" with "signal", or
+    // "exec" (it exec'd again); no "end" when not known.
+    if (!e.end.empty()) record["end"] = e.end;
+    if (e.end == "exited") record["exit"] = e.exit_code;
+    if (e.end == "signaled") record["signal"] = e.signal;
+    Event(record, false, /*sync=*/false);
   }
   json& s = r->sandbox;
   s["wall_ms"] = s.value("wall_ms", int64_t{0}) + result.wall_time.count();

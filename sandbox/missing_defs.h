@@ -22,8 +22,24 @@
 #ifndef __NR_pidfd_send_signal
 #define __NR_pidfd_send_signal 424
 #endif
+#ifndef __NR_pidfd_open
+#define __NR_pidfd_open 434
+#endif
 
 namespace corral::sandbox::kernel {
+
+// <linux/pidfd.h> (Linux 6.13+; exit information from 6.15): struct pidfd_info, version 0.
+struct PidfdInfo {
+  __u64 mask;
+  __u64 cgroupid;
+  __u32 pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+  __s32 exit_code;  // a wait status
+};
+static_assert(sizeof(PidfdInfo) == 64);
+inline constexpr __u64 kPidfdInfoExit = 1ULL << 3;
+// _IOWR(PIDFS_IOCTL_MAGIC 0xFF, 11, struct pidfd_info)
+inline constexpr unsigned long kPidfdGetInfo =
+    (3UL << 30) | (sizeof(PidfdInfo) << 16) | (0xFFUL << 8) | 11UL;
 
 // <linux/landlock.h>, up to ABI 6.
 inline constexpr unsigned kLandlockCreateRulesetVersion = 1U << 0;

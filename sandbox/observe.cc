@@ -1,12 +1,17 @@
 #include "sandbox/observe.h"
 
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+
+#include "sandbox/missing_defs.h"
 
 namespace corral::sandbox::observe {
 namespace {
@@ -96,6 +101,73 @@ ExecRecord ReadExec(const seccomp::Call& call, std::chrono::steady_clock::time_p
   std::vector<std::string> ppid = StatusField(call.pid, "PPid:");
   if (!ppid.empty()) r.ppid = InnerPid(std::atoi(ppid[0].c_str()));
   return r;
+}
+
+Exits::~Exits() {
+  for (const Live& l : live_) close(l.fd);
+}
+
+int Exits::Open(int pid) { return static_cast<int>(syscall(__NR_pidfd_open, pid, 0)); }
+
+void Exits::Watch(int pid, int pidfd, size_t index, std::vector<ExecRecord>* records) {
+  for (Live& l : live_) {
+    if (l.pid != pid) continue;
+    (*records)[l.index].end = "exec";
+    l.index = index;  // the same process: its first pidfd serves
+    if (pidfd >= 0) close(pidfd);
+    return;
+  }
+  if (pidfd < 0) return;
+  if (live_.size() >= kMaxWatched) {
+    close(pidfd);
+    return;
+  }
+  live_.push_back({pid, pidfd, index});
+}
+
+void Exits::AddPollFds(std::vector<pollfd>* fds) const {
+  // The kernel keeps the exit information when the process is reaped, which poll reports as
+  // POLLHUP whatever the events asked for; POLLIN (a zombie) would only wake us early.
+  for (const Live& l : live_) fds->push_back({l.fd, 0, 0});
+}
+
+void Exits::Handle(const std::vector<pollfd>& fds, size_t first,
+                   std::vector<ExecRecord>* records) {
+  std::vector<Live> still;
+  for (size_t i = 0; i < live_.size(); ++i) {
+    const Live& l = live_[i];
+    if (fds[first + i].revents & (POLLHUP | POLLERR)) {
+      ReadEnd(l.fd, &(*records)[l.index]);  // reaped: what the kernel kept, if anything
+      close(l.fd);
+    } else {
+      still.push_back(l);
+    }
+  }
+  live_ = std::move(still);
+}
+
+void Exits::Finish(std::vector<ExecRecord>* records) {
+  for (const Live& l : live_) {
+    ReadEnd(l.fd, &(*records)[l.index]);
+    close(l.fd);
+  }
+  live_.clear();
+}
+
+bool Exits::ReadEnd(int fd, ExecRecord* record) {
+  kernel::PidfdInfo info{};
+  info.mask = kernel::kPidfdInfoExit;
+  if (ioctl(fd, kernel::kPidfdGetInfo, &info) != 0 || !(info.mask & kernel::kPidfdInfoExit)) {
+    return false;
+  }
+  if (WIFEXITED(info.exit_code)) {
+    record->end = "exited";
+    record->exit_code = WEXITSTATUS(info.exit_code);
+  } else if (WIFSIGNALED(info.exit_code)) {
+    record->end = "signaled";
+    record->signal = WTERMSIG(info.exit_code);
+  }
+  return true;
 }
 
 }  // namespace corral::sandbox::observe

@@ -2,7 +2,10 @@
 // outside the sandbox (the caller's memory and /proc) while the call waits.
 #pragma once
 
+#include <poll.h>
+
 #include <chrono>
+#include <vector>
 
 #include "sandbox/seccomp.h"
 #include "sandbox/spec.h"
@@ -12,5 +15,43 @@ namespace corral::sandbox::observe {
 // Reads the call's program, arguments, working directory and pids. What cannot be read (the
 // process died, its memory is unreadable) is left empty; the call is recorded all the same.
 ExecRecord ReadExec(const seccomp::Call& call, std::chrono::steady_clock::time_point start);
+
+// How the observed programs end: a pidfd per process that exec'd, polled by the supervisor, and
+// the kernel's exit information (PIDFD_INFO_EXIT, Linux 6.15+), which it keeps for a pidfd that
+// was open when the process was reaped. Where the kernel has none, `end` stays "".
+class Exits {
+ public:
+  Exits() = default;
+  ~Exits();
+  Exits(const Exits&) = delete;
+  Exits& operator=(const Exits&) = delete;
+
+  // A pidfd for `pid` (in the supervisor's pid namespace), or -1. Open it while the process waits
+  // in its notification, so it is that process; then check the notification is still valid.
+  static int Open(int pid);
+  // The process `pid` exec'd; `index` is its record, `pidfd` from Open (taken over; -1: not
+  // watched). A record of the same process before it ends as "exec".
+  void Watch(int pid, int pidfd, size_t index, std::vector<ExecRecord>* records);
+  // Appends a pollfd per watched process.
+  void AddPollFds(std::vector<pollfd>* fds) const;
+  // Reads the pollfds AddPollFds appended, from fds[first] on.
+  void Handle(const std::vector<pollfd>& fds, size_t first, std::vector<ExecRecord>* records);
+  // Once every process of the sandbox is gone: what the kernel kept for each.
+  void Finish(std::vector<ExecRecord>* records);
+
+  // More live processes than this are not watched (each costs a descriptor).
+  static constexpr size_t kMaxWatched = 256;
+
+ private:
+  struct Live {
+    int pid;
+    int fd;
+    size_t index;
+  };
+  // Fills the record from the kernel's exit information; false when there is none yet.
+  static bool ReadEnd(int fd, ExecRecord* record);
+
+  std::vector<Live> live_;
+};
 
 }  // namespace corral::sandbox::observe

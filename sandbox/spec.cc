@@ -16,7 +16,8 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Protected, path, directory)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ArgCompare, index, op, mask, value)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SyscallRule, name, error, args)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Denial, syscall, count)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ExecRecord, pid, ppid, path, argv, cwd, at_ms)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ExecRecord, pid, ppid, path, argv, cwd, at_ms, end, exit_code,
+                                   signal)
 
 namespace {
 

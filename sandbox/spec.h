@@ -92,6 +92,13 @@ struct ExecRecord {
   std::vector<std::string> argv;
   std::string cwd;
   int64_t at_ms = 0;  // since the sandbox started
+  // How the process ended, as the kernel tells a pidfd (Linux 6.15+, PIDFD_INFO_EXIT):
+  // "exited" (exit_code), "signaled" (signal), "exec" (it called exec again: this exec failed,
+  // as a shell's PATH search does, or the program replaced itself), or "" when not known (an
+  // older kernel, or more programs alive at once than are watched).
+  std::string end;
+  int exit_code = 0;
+  int signal = 0;
 };
 
 struct Denial {

@@ -103,6 +103,7 @@ struct Watch {
 
   std::vector<ExecRecord> execs;
   uint64_t execs_dropped = 0;
+  observe::Exits exits;
 
   // Answers one notification: an exec is read, recorded and let through; anything else is a
   // denial.
@@ -115,13 +116,19 @@ struct Watch {
       return;
     }
     ExecRecord r = observe::ReadExec(*call, start);
-    // A pid reused between the notification and the reads would have given another process's
-    // data: keep the record only if the caller still waits.
+    bool keep = execs.size() < Result::kMaxExecs;
+    int pidfd = keep ? observe::Exits::Open(call->pid) : -1;
+    // A pid reused between the notification and the reads (or the pidfd) would have given
+    // another process's data: keep the record only if the caller still waits.
     bool valid = seccomp::StillWaiting(listener.get(), call->id);
     seccomp::Continue(listener.get(), call->id);
-    if (!valid) return;
-    if (execs.size() < Result::kMaxExecs) {
+    if (!valid) {
+      if (pidfd >= 0) close(pidfd);
+      return;
+    }
+    if (keep) {
       execs.push_back(std::move(r));
+      exits.Watch(call->pid, pidfd, execs.size() - 1, &execs);
     } else {
       ++execs_dropped;
     }
@@ -239,11 +246,14 @@ Expected<Result> Supervise(const Spec& request, int reply_fd) {
     if (watch_cpu) wake = std::min(wake, now + milliseconds(100));
     int timeout =
         static_cast<int>(std::max<int64_t>(0, std::chrono::ceil<milliseconds>(wake - now).count()));
-    pollfd fds[4] = {{init.get(), POLLIN, 0},
-                     {sock.get(), POLLIN, 0},
-                     {signals->get(), POLLIN, 0},
-                     {watch.listener.get(), POLLIN, 0}};
-    int n = poll(fds, watch.listener.get() >= 0 ? 4 : 3, timeout);
+    // A negative fd (no listener) is ignored by poll.
+    std::vector<pollfd> fds = {{init.get(), POLLIN, 0},
+                               {sock.get(), POLLIN, 0},
+                               {signals->get(), POLLIN, 0},
+                               {watch.listener.get(), POLLIN, 0}};
+    watch.exits.AddPollFds(&fds);
+    int n = poll(fds.data(), fds.size(), timeout);
+    if (n > 0) watch.exits.Handle(fds, 4, &watch.execs);
     if (n < 0 && errno != EINTR) return abort_setup(ErrnoError("poll").error());
     if (n > 0 && (fds[1].revents & POLLIN)) {
       ipc::Message m;
@@ -299,6 +309,7 @@ Expected<Result> Supervise(const Spec& request, int reply_fd) {
   result.denials = watch.denials;
   result.last_denied = watch.last_denied;
   result.exec_errno = watch.exec_errno;
+  watch.exits.Finish(&watch.execs);
   result.execs = std::move(watch.execs);
   result.execs_dropped = watch.execs_dropped;
   if (watch.agent_reported) {

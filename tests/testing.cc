@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -87,6 +88,14 @@ void WriteFile(const std::string& path, const std::string& content, int mode) {
     out << content;
   }
   chmod(path.c_str(), mode);
+}
+
+bool KernelAtLeast(int major, int minor) {
+  utsname u{};
+  uname(&u);
+  int kmajor = 0, kminor = 0;
+  std::sscanf(u.release, "%d.%d", &kmajor, &kminor);
+  return kmajor > major || (kmajor == major && kminor >= minor);
 }
 
 }  // namespace corral::testing

@@ -37,6 +37,9 @@ class ScratchDir {
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& content, int mode = 0644);
 
+// Whether the running kernel is at least major.minor.
+bool KernelAtLeast(int major, int minor);
+
 // Marks a test skipped because the kernel lacks `feature`; fails it instead when
 // CORRAL_REQUIRE_FEATURES=1 (set in CI), where every feature must be present.
 #define CORRAL_SKIP_WITHOUT(feature)                                                  \

@@ -16,6 +16,8 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "tests/testing.h"
 
 namespace corral::testing {
@@ -435,7 +437,7 @@ TEST_F(ExecTest, EveryExecIsObservedFromOutside) {
            R"("argv":["sh","-c",)", R"("argv":["./probe","execveat","/bin/true"])",
         R"("argv":["/bin/true","via-execveat"])", R"("argv":["/bin/true","after-own-filter"])",
         R"("argv":["/bin/echo","hi"],"at_ms":)", R"("cwd":")" + ws_.path() + R"(")",
-        R"("path":"/bin/echo","pid":)", R"("pid":2,"ppid":1})",
+        R"("path":"/bin/echo","pid":)", R"("pid":2,"ppid":1,)",
         // A byte that is not UTF-8 is kept readable, not an error.
         "\"argv\":[\"./probe\",\"exit\",\"0\",\"x\xef\xbf\xbdy\"]"}) {
     EXPECT_NE(json.find(want), std::string::npos) << want << "\n" << json;
@@ -444,6 +446,37 @@ TEST_F(ExecTest, EveryExecIsObservedFromOutside) {
   Exec({"sh", "-c", "/bin/true"}, kBase, {}, {"--result", result});
   EXPECT_NE(ReadFile(result).find(R"("execs":[],"execs_dropped":0)"), std::string::npos)
       << ReadFile(result);
+}
+
+TEST_F(ExecTest, HowEachObservedProgramEndedIsRecorded) {
+  std::string result = scratch_.path() + "/result.json";
+  std::string script =
+      "sh -c 'exit 3'; sh -c 'kill -TERM $$'; sh -c 'exec /bin/true'; ./probe exit 0";
+  Output o = Exec({"sh", "-c", script}, kBase, {}, {"--observe-exec", "--result", result});
+  EXPECT_EQ(o.status, 0) << o.err;
+  auto json = nlohmann::json::parse(ReadFile(result));
+  std::map<std::string, nlohmann::json> by_argv;
+  for (const auto& e : json["execs"]) {
+    std::string argv;
+    for (const auto& a : e["argv"]) argv += (argv.empty() ? "" : " ") + a.get<std::string>();
+    by_argv[argv] = e;
+  }
+  ASSERT_EQ(by_argv.count("sh -c exit 3"), 1u) << json.dump();
+  if (!testing::KernelAtLeast(6, 15)) {
+    // Older kernels say nothing, and corral claims nothing.
+    EXPECT_EQ(by_argv["sh -c exit 3"]["end"], "");
+    CORRAL_SKIP_WITHOUT("PIDFD_INFO_EXIT (Linux 6.15)");
+  }
+  EXPECT_EQ(by_argv["sh -c exit 3"]["end"], "exited");
+  EXPECT_EQ(by_argv["sh -c exit 3"]["exit_code"], 3);
+  EXPECT_EQ(by_argv["sh -c kill -TERM $$"]["end"], "signaled");
+  EXPECT_EQ(by_argv["sh -c kill -TERM $$"]["signal"], SIGTERM);
+  EXPECT_EQ(by_argv["sh -c exec /bin/true"]["end"], "exec");  // the process became /bin/true
+  EXPECT_EQ(by_argv["/bin/true"]["end"], "exited");
+  EXPECT_EQ(by_argv["/bin/true"]["exit_code"], 0);
+  EXPECT_EQ(by_argv["./probe exit 0"]["end"], "exited");
+  // The agent itself, which its parent (the sandbox's init) reaps.
+  EXPECT_EQ(by_argv["sh -c " + script]["end"], "exited");
 }
 
 TEST_F(ExecTest, PolicyCanDenyMoreAndAllowExceptions) {
