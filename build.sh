@@ -15,9 +15,10 @@ mode=${1:-demo}
 packages=(build-essential cmake pkg-config git libgit2-dev libyaml-cpp-dev libkrb5-dev libseccomp-dev libboost-dev libboost-filesystem-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libssl-dev libgtest-dev libgmock-dev)
 [ "$mode" = bench ] && packages+=(bubblewrap hyperfine)
-# The tests' peers: curl, openssl and Python's http.server on loopback; Node.js for the agent CLIs.
+# The tests' peers: curl, openssl and Python's http.server on loopback; Node.js for the agent CLIs
+# and the schema validators; Chromium for the HTML report.
 if [ "$mode" = test ]; then
-  packages+=(curl openssl python3 nodejs clang-19 libclang-rt-19-dev clang-tidy-19)
+  packages+=(curl openssl python3 nodejs chromium clang-19 libclang-rt-19-dev clang-tidy-19)
   command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 
@@ -53,8 +54,9 @@ run_tests() {
   # The one install script the tests need, run by name: it copies Claude Code's native binary
   # from its platform package over the placeholder (no network).
   (cd tests/agents && node node_modules/@anthropic-ai/claude-code/install.cjs)
-  stage "schema validators from npm (tests/k8s)"
+  stage "schema validators and playwright-core from npm (tests/k8s, tests/html)"
   npm ci --ignore-scripts --no-audit --no-fund --prefix tests/k8s >/dev/null
+  npm ci --ignore-scripts --no-audit --no-fund --prefix tests/html >/dev/null
   build build -DBUILD_TESTING=ON
   stage "tests as $(id -un)"
   (cd build && ctest --output-on-failure --no-tests=error -j"$(nproc)")
@@ -66,6 +68,7 @@ run_tests() {
     chown -R "$test_user" "$copy"
     cp -a tests/agents/node_modules "$copy/tests/agents/"  # root's, read-only to the user
     cp -a tests/k8s/node_modules "$copy/tests/k8s/"
+    cp -a tests/html/node_modules "$copy/tests/html/"
     chmod 755 "$copy"
     stage "tests as $test_user (unprivileged)"
     runuser -u "$test_user" -- env CORRAL_REQUIRE_FEATURES="${CORRAL_REQUIRE_FEATURES:-}" bash -c "

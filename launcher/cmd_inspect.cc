@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "launcher/commands.h"
+#include "launcher/report_html.h"
 #include "launcher/run_state.h"
 #include "worktree/worktree.h"
 
@@ -108,17 +109,22 @@ std::function<int()> DefineLogs(CLI::App* app) {
 std::function<int()> DefineReport(CLI::App* app) {
   auto w = std::make_shared<Where>();
   app->add_option("run", w->run, "The run (default: latest)");
-  app->add_option("--format", w->format, "json or md (default: md)");
+  app->add_option("--format", w->format, "json, md or html (default: md)");
   AddRepo(app, w.get());
   return [w] {
-    if (w->format != "json" && w->format != "md") {
-      return BadInput("--format: '" + w->format +
-                      "' is not json or md (html is not supported yet)");
+    if (w->format != "json" && w->format != "md" && w->format != "html") {
+      return BadInput("--format: '" + w->format + "' is not one of json, md, html");
     }
     auto s = LoadRun(w->repo, w->run);
     if (!s) return BadInput(s.error());
     bool ok = false;
     std::string text = ReadFile(s->dir + "/report." + w->format, &ok);
+    if (!ok && w->format == "html") {
+      // A run that ended before corral wrote report.html: built now from what the run kept.
+      auto html = ReportHtmlOfRun(s->dir);
+      if (html) text = std::move(*html);
+      ok = html.has_value();
+    }
     if (!ok) return BadInput("run " + s->id + " has no report yet (it has not ended)");
     std::fwrite(text.data(), 1, text.size(), stdout);
     return kExitOk;

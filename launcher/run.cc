@@ -28,6 +28,7 @@
 #include "launcher/log_capture.h"
 #include "launcher/policy_file.h"
 #include "launcher/redact.h"
+#include "launcher/report_html.h"
 #include "launcher/scheduler.h"
 #include "launcher/spec_from_policy.h"
 #include "launcher/trace.h"
@@ -39,6 +40,14 @@
 
 namespace corral::launcher {
 namespace {
+
+// Milliseconds since the Unix epoch: task-start and task-end carry it (as t_ms) beside the
+// second-resolution t, for timelines.
+int64_t EpochMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -538,7 +547,8 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
         Event({{"type", "task-start"},
                {"task", tasks_[t].task->id},
                {"try", attempt},
-               {"policy", tasks_[t].policy_ref}});
+               {"policy", tasks_[t].policy_ref},
+               {"t_ms", EpochMs()}});
         Say(tasks_[t].task->id + ": started" +
             (attempt > 1 ? " (try " + std::to_string(attempt) + ")" : ""));
         if (!task_spans_.count(t)) {
@@ -601,7 +611,8 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
                     {"status", r.status},
                     {"state", Name(state)},
                     {"commit", r.commit},
-                    {"files_changed", r.files_changed}};
+                    {"files_changed", r.files_changed},
+                    {"t_ms", EpochMs()}};
       if (r.exit_code) event["exit_code"] = *r.exit_code;
       if (!r.message.empty()) event["message"] = r.message;
       event["branch"] = worktree::TaskBranch(run_, tasks_[t].task->id);
@@ -682,7 +693,8 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
                  {"ended_at", r ? json(r->ended_at) : json(nullptr)},
                  {"files_changed", r ? json(r->files_changed) : json::array()},
                  {"output", r ? r->output : json(nullptr)},
-                 {"policy", tasks_[t].policy_ref}};
+                 {"policy", tasks_[t].policy_ref},
+                 {"depends_on", tasks_[t].task->depends_on}};
     if (r && !r->output_error.empty()) task["output_error"] = r->output_error;
     if (state == TaskState::kSkipped || state == TaskState::kAwaitingApproval) {
       task["reason"] = sched.reason(t);
@@ -728,6 +740,12 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
   }
   if (merge) md += "\n" + worktree::ToMarkdown(*merge);
   std::ofstream(dir_ + "/report.md") << redactor_.Apply(md);
+  // Built from what is on disk now: the report, the events (redacted), the logs (redacted).
+  if (auto html = ReportHtmlOfRun(dir_)) {
+    std::ofstream(dir_ + "/report.html") << redactor_.Apply(*html);
+  } else {
+    std::fprintf(stderr, "corral: report.html: %s\n", html.error().c_str());
+  }
 
   bool conflicts = merge && !merge->conflicted.empty();
   int status = stop_signal_               ? 128 + stop_signal_

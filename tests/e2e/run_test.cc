@@ -252,7 +252,10 @@ TEST_F(RunTest, StatusLogsReportAndMergeReadTheRunBack) {
   EXPECT_EQ(corral({"logs", run, "zz"}).status, 2);
   Output report = corral({"report", "latest", "--format", "json"});
   EXPECT_EQ(json::parse(report.out)["merge"]["conflicted"], json({"b"}));
-  EXPECT_EQ(corral({"report", run, "--format", "html"}).status, 2);
+  Output html = corral({"report", run, "--format", "html"});
+  EXPECT_EQ(html.status, 0) << html.err;
+  EXPECT_TRUE(html.out.starts_with("<!DOCTYPE html>")) << html.out.substr(0, 200);
+  EXPECT_EQ(corral({"report", run, "--format", "pdf"}).status, 2);
   // Redo the merge in another order, into another branch: now a is the one left out.
   Output merge = corral({"merge", run, "--order", "b,a,c", "--into", "integration"});
   EXPECT_EQ(merge.status, 3) << merge.err;
