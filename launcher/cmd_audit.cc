@@ -177,6 +177,13 @@ std::string Describe(const json& e) {
     if (e.contains("conflicted") && !e["conflicted"].empty()) {
       s += "; left out for conflicts: " + Join(e["conflicted"], 20);
     }
+    if (e.contains("conflicts") && e["conflicts"].is_array()) {
+      for (const json& c : e["conflicts"]) {
+        if (!c.is_object()) continue;
+        s += "; " + Str(c, "kind") + " conflict in " + Join(c.value("paths", json::array()), 4) +
+             " between " + Join(c.value("tasks", json::array()), 8);
+      }
+    }
     return s;
   }
   if (type == "exec") {

@@ -617,6 +617,8 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
       if (!r.message.empty()) event["message"] = r.message;
       event["branch"] = worktree::TaskBranch(run_, tasks_[t].task->id);
       event["policy"] = tasks_[t].policy_ref;
+      event["target"] = "local";  // the only target corral starts tasks on (DESIGN: local|vm|tdx)
+      event["worktree"] = common_dir_ + "/corral/worktrees/" + run_ + "/" + tasks_[t].task->id;
       for (const auto& [k, v] : r.sandbox.items()) event[k] = v;
       if (IsFinal(state) && task_spans_.count(t)) {
         task_spans_[t].attributes["corral.status"] = r.status;
@@ -757,6 +759,11 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
     json m = {{"type", "merge"}, {"into", into}, {"commit", merge->commit}};
     m["merged"] = merge->merged;
     m["conflicted"] = merge->conflicted;
+    json conflicts = json::array();
+    for (const worktree::Conflict& c : merge->conflicts) {
+      conflicts.push_back({{"kind", c.kind}, {"paths", c.paths}, {"tasks", c.tasks}});
+    }
+    m["conflicts"] = conflicts;
     Event(m);
   }
   Event({{"type", "run-end"},
