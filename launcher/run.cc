@@ -358,6 +358,10 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   // An instrumented agent's spans join the run's trace under the agent span.
   Span agent_span = tracer_->Start("agent", try_span.span_id, {{"corral.policy", c.policy_ref}});
   spec->env.push_back("TRACEPARENT=" + tracer_->TraceParent(agent_span));
+  // The audit log names the agent's variables, never their values.
+  std::set<std::string> env_names;
+  for (const std::string& kv : spec->env) env_names.insert(kv.substr(0, kv.find('=')));
+  r.sandbox["env"] = env_names;
 
   fs::create_directories(dir_ + "/logs", ec);
   int log_fd = open((dir_ + "/logs/" + id + ".log").c_str(),

@@ -62,8 +62,10 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
   const std::string request = ToJson(spec);
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoError("socketpair");
-  // The helper's end is inherited; its number is on the command line, the data never is.
-  fcntl(sv[1], F_SETFD, 0);
+  // The helper's end becomes its fd kIpcFd; the number is on the command line, the data never
+  // is. Both ends stay close-on-exec here: other threads start helpers at the same time, and a
+  // helper that inherited another task's end would keep that task's reply open until it exits.
+  constexpr int kIpcFd = 3;
   std::optional<SignalForwarding> forwarding;
   if (options.forward_signals) forwarding.emplace();
   std::string failure;
@@ -73,12 +75,18 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
     bp::environment no_environment;
     auto exe = bp::exe = options.helper_path;
     auto args =
-        bp::args = {"--ipc-fd", std::to_string(sv[1]), "--parent", std::to_string(getpid())};
-    // Descriptors given by the caller become the helper's (and so the command's) stdio.
+        bp::args = {"--ipc-fd", std::to_string(kIpcFd), "--parent", std::to_string(getpid())};
+    // In the child, before exec: descriptors given by the caller become the helper's (and so the
+    // command's) stdio, and the socket's end becomes kIpcFd without close-on-exec.
     auto redirect = bp::extend::on_exec_setup = [&](auto&) {
       if (options.stdin_fd >= 0) dup2(options.stdin_fd, 0);
       if (options.stdout_fd >= 0) dup2(options.stdout_fd, 1);
       if (options.stderr_fd >= 0) dup2(options.stderr_fd, 2);
+      if (sv[1] == kIpcFd) {
+        fcntl(kIpcFd, F_SETFD, 0);
+      } else {
+        dup2(sv[1], kIpcFd);
+      }
     };
     helper = bp::child(exe, args, no_environment, redirect, bp::posix::use_vfork);
   } catch (const std::exception& e) {

@@ -268,6 +268,39 @@ TEST_F(RunTest, StatusLogsReportAndMergeReadTheRunBack) {
             "corral: --order: run " + run + " has no task 'nope'\n");
 }
 
+// Tasks start at the same moment from different threads: a task that ends must end at once, not
+// when a task started beside it does. (A helper that inherited another task's socket end kept
+// that task's reply open until it exited itself.)
+TEST_F(RunTest, ATaskEndsWhileTheTasksStartedBesideItStillRun) {
+  std::string plan = scratch_.path() + "/plan.toml";
+  std::string text = Task("waiter", "while [ ! -e $CORRAL_INPUTS/go ]; do sleep 0.05; done");
+  for (int i = 0; i < 8; ++i) text += Task("quick" + std::to_string(i), "true");
+  WriteFile(plan, text);
+  pid_t corral =
+      Spawn({CORRAL_BIN, "run", plan, "--repo", repo_.path(), "-j", "9"}, scratch_.path() + "/log");
+  std::string runs = repo_.path() + "/.git/corral/runs";
+  std::string run, events;
+  int ended = 0;
+  // A hang guard, not a timing check: the quick tasks end in well under a second.
+  for (int i = 0; i < 1200 && ended < 8; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(runs, ec)) run = e.path().filename();
+    if (run.empty()) continue;
+    events = ReadFile(runs + "/" + run + "/events.jsonl");
+    ended = 0;
+    for (size_t at = 0; (at = events.find("\"type\":\"task-end\"", at)) != std::string::npos; ++at) {
+      ++ended;
+    }
+  }
+  EXPECT_EQ(ended, 8) << "quick tasks waited for the waiter\n" << events;
+  EXPECT_EQ(events.find("\"task\":\"waiter\",\"try\":1,\"type\":\"task-end\""), std::string::npos);
+  if (!run.empty()) WriteFile(runs + "/" + run + "/inputs/waiter/go", "");
+  int status = 0;
+  waitpid(corral, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << ReadFile(scratch_.path() + "/log");
+}
+
 TEST_F(RunTest, ResumeAfterKillNineKeepsFinishedWork) {
   std::string plan = scratch_.path() + "/plan.toml";
   WriteFile(plan,
@@ -556,6 +589,15 @@ TEST_F(RunTest, SecretValuesNeverReachAnythingCorralWrites) {
   Output show = RunCommand({CORRAL_BIN, "audit", "show", run, "--repo", repo_.path()});
   EXPECT_NE(show.out.find("executed sh -c true [REDACTED:TOKEN]"), std::string::npos) << show.out;
   EXPECT_EQ(RunCommand({CORRAL_BIN, "audit", "verify", run, "--repo", repo_.path()}).status, 0);
+  // The log names the agent's variables, the secret's among them, without values.
+  std::string events = ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/events.jsonl");
+  size_t end = events.find("\"task\":\"talker\",\"try\":1,\"type\":\"task-end\"");
+  ASSERT_NE(end, std::string::npos);
+  size_t line = events.rfind('\n', end) + 1;
+  json talker_end = json::parse(events.substr(line, events.find('\n', line) - line));
+  json names = talker_end["env"];
+  EXPECT_NE(std::find(names.begin(), names.end(), "TOKEN"), names.end()) << names;
+  EXPECT_NE(std::find(names.begin(), names.end(), "CORRAL_PROMPT"), names.end()) << names;
 }
 
 TEST_F(RunTest, CapturedOutputIsCappedAndSaysSo) {
