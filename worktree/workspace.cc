@@ -57,6 +57,43 @@ void RemoveTree(const std::string& path) {
   fs::remove_all(path, ec);
 }
 
+// Writes a file that must not exist yet.
+Expected<> WriteNew(const std::string& path, const std::string& content) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return Fail("create " + path + ": " + std::strerror(errno));
+  ssize_t n = write(fd, content.data(), content.size());
+  int err = errno;
+  close(fd);
+  if (n != static_cast<ssize_t>(content.size())) {
+    return Fail("write " + path + ": " + (n < 0 ? std::strerror(err) : "short write"));
+  }
+  return {};
+}
+
+// The linked worktree's metadata, as `git worktree add` and libgit2's git_worktree_add write it
+// (gitrepository-layout(5)): the admin folder's gitdir, commondir and HEAD, and the worktree's
+// .git file. Written here because libgit2 1.5.1's git_worktree_add first asks whether the branch
+// is checked out anywhere, which opens the repository of every worktree there is: a run's n-th
+// task paid for the n-1 before it (O(n^2) per run), although a branch created a moment ago under
+// the same lock cannot be checked out anywhere. libgit2 opens the result right after.
+Expected<> AddWorktreeMetadata(const Workspace& ws) {
+  std::error_code ec;
+  fs::create_directories(fs::path(ws.admin_dir).parent_path(), ec);
+  if (ec) return Fail("create " + fs::path(ws.admin_dir).parent_path().string() + ": " + ec.message());
+  if (mkdir(ws.path.c_str(), 0755) != 0) return Fail("create " + ws.path + ": " + std::strerror(errno));
+  if (mkdir(ws.admin_dir.c_str(), 0755) != 0) {
+    return Fail("create " + ws.admin_dir + ": " + std::strerror(errno));
+  }
+  for (const auto& [path, content] :
+       {std::pair{ws.admin_dir + "/gitdir", ws.path + "/.git\n"},
+        std::pair{ws.admin_dir + "/commondir", std::string("../..\n")},
+        std::pair{ws.admin_dir + "/HEAD", "ref: refs/heads/" + ws.branch + "\n"},
+        std::pair{ws.path + "/.git", "gitdir: " + ws.admin_dir + "\n"}}) {
+    if (auto r = WriteNew(path, content); !r) return r;
+  }
+  return {};
+}
+
 }  // namespace
 
 Expected<Workspace> Repository::FindWorkspace(const std::string& run,
@@ -108,19 +145,12 @@ Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const st
       return GitError("create branch " + ws.branch);
     }
     branch.reset(raw_ref);
-    git_worktree_add_options opts;
-    git_worktree_add_options_init(&opts, GIT_WORKTREE_ADD_OPTIONS_VERSION);
-    opts.ref = branch.get();
-    opts.checkout_options.checkout_strategy = GIT_CHECKOUT_NONE;  // done outside the lock
-    git_worktree* wt = nullptr;
-    if (git_worktree_add(&wt, repo_, AdminName(run, task).c_str(), ws.path.c_str(), &opts) != 0) {
-      auto error = GitError("add worktree " + ws.path);
+    if (auto r = AddWorktreeMetadata(ws); !r) {
       RemoveTree(ws.path);
       RemoveTree(ws.admin_dir);
       git_reference_delete(branch.get());  // not git_branch_delete: see clean.cc
-      return error;
+      return std::unexpected(r.error());
     }
-    git_worktree_free(wt);
   }
   auto rollback = [&](std::unexpected<Error> error) -> Expected<Workspace> {
     RemoveTree(ws.path);
