@@ -39,7 +39,8 @@ EventLog::EventLog(EventLog&& o) noexcept
       key_(o.key_),
       chained_(o.chained_),
       seq_(o.seq_),
-      prev_(std::move(o.prev_)) {
+      prev_(std::move(o.prev_)),
+      failure_(std::move(o.failure_)) {
   o.fd_ = -1;
 }
 
@@ -98,10 +99,34 @@ EventLog::~EventLog() {
 }
 
 std::expected<void, std::string> EventLog::Write(const std::string& line, bool sync) {
-  ssize_t n = write(fd_, line.data(), line.size());
-  if (n != static_cast<ssize_t>(line.size())) return std::unexpected(Errno("append to " + path_));
-  if (sync && fdatasync(fd_) != 0) return std::unexpected(Errno("sync " + path_));
+  if (!failure_.empty()) return std::unexpected(failure_);
+  off_t before = lseek(fd_, 0, SEEK_END);
+  size_t done = 0;
+  int err = 0;
+  while (done < line.size()) {
+    ssize_t n = write(fd_, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = n < 0 ? errno : ENOSPC;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (err == 0 && sync && fdatasync(fd_) != 0) err = errno;
+  if (err != 0) {
+    // No torn record of corral's own making: the log ends at its last whole record, and stays
+    // there (a record left out would make a later one a lie about what happened in between).
+    if (before >= 0 && ftruncate(fd_, before) == 0) fdatasync(fd_);
+    failure_ = "append to " + path_ + ": " + std::strerror(err) +
+               "; the log ends at its last whole record and takes no more";
+    return std::unexpected(failure_);
+  }
   return {};
+}
+
+std::string EventLog::failure() const {
+  std::lock_guard lock(g_append);
+  return failure_;
 }
 
 std::expected<void, std::string> EventLog::AppendLocked(const std::string& record_json, bool sync) {
@@ -123,13 +148,20 @@ std::expected<void, std::string> EventLog::AppendSigned(const nlohmann::json& re
                                                         const std::string& at) {
   std::lock_guard lock(g_append);
   if (!chained_) return Write(RecordJson(record) + "\n");
-  if (auto r = AppendLocked(RecordJson(record)); !r) return r;
-  if (!key_) return {};
-  std::string sig = key_->Sign(CheckpointMessage(run_, seq_, ToHex(prev_)));
+  if (!key_) return AppendLocked(RecordJson(record));
+  // The record and its checkpoint in one write: a kill between two writes would leave a record
+  // that must be signed without its signature, which the verifier rightly calls tampering.
+  std::string record_hash, checkpoint_hash;
+  std::string line = ChainLine(seq_, prev_, RecordJson(record), &record_hash);
+  std::string sig = key_->Sign(CheckpointMessage(run_, seq_ + 1, ToHex(record_hash)));
   if (sig.empty()) return std::unexpected("could not sign a checkpoint of " + path_);
   nlohmann::json checkpoint = {
       {"type", "checkpoint"}, {"key", key_->public_hex()}, {"sig", sig}, {"t", at}};
-  return AppendLocked(checkpoint.dump());
+  line += ChainLine(seq_ + 1, record_hash, checkpoint.dump(), &checkpoint_hash);
+  if (auto r = Write(line); !r) return r;
+  seq_ += 2;
+  prev_ = std::move(checkpoint_hash);
+  return {};
 }
 
 std::expected<std::vector<nlohmann::json>, std::string> EventLog::Read(const std::string& path) {

@@ -42,6 +42,11 @@ class EventLog {
   std::expected<void, std::string> AppendSigned(const nlohmann::json& record,
                                                 const std::string& at);
 
+  // Why the log cannot be written, once a record could not be (a full disk, an I/O error):
+  // the file was cut back to the last whole record, and every later append fails with this.
+  // Empty while the log is fine. Thread-safe.
+  std::string failure() const;
+
   // Every complete record after the first line. Errors name the file and line.
   static std::expected<std::vector<nlohmann::json>, std::string> Read(const std::string& path);
 
@@ -57,6 +62,7 @@ class EventLog {
   bool chained_ = true;  // false for a version-1 log, which is continued as it was
   uint64_t seq_ = 0;     // of the next record
   std::string prev_;     // raw hash of the last record
+  std::string failure_;  // see failure()
 };
 
 }  // namespace corral::launcher

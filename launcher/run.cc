@@ -172,7 +172,15 @@ class Runner {
   void Say(const std::string& line);
   void Stopper();
   void Egress(const sandbox::EgressRecord& r);
+  // Writes dir_/name whole or not at all (a temporary file renamed over it); says why not.
+  void WriteReport(const std::string& name, const std::string& content);
 
+ public:
+  // Held (shared) by every helper of this run until its sandbox is entirely gone; see
+  // HoldSandboxes.
+  int sandboxes_fd_ = -1;
+
+ private:
   HostEnv host_;
   uint64_t log_limit_ = kDefaultLogLimit;
   Redactor redactor_;  // every secret of the run: nothing corral writes shows one
@@ -201,8 +209,12 @@ class Runner {
 void Runner::Event(json record, bool sign, bool sync) {
   redactor_.Apply(&record);
   record["t"] = Iso8601(std::chrono::system_clock::now());
+  bool failed_before = !log_->failure().empty();
   auto r = sign ? log_->AppendSigned(record, record["t"]) : log_->Append(record, sync);
-  if (!r) std::fprintf(stderr, "corral: %s\n", r.error().c_str());
+  if (!r && !failed_before) {
+    std::fprintf(stderr, "corral: %s; no more tasks start (corral resume %s continues)\n",
+                 r.error().c_str(), run_.c_str());
+  }
   if (json_) {
     std::lock_guard lock(mu_);
     std::printf("%s\n", record.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
@@ -328,8 +340,10 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   std::string in_dir = dir_ + "/inputs/" + id;
   std::error_code ec;
   fs::remove_all(out_dir, ec);
-  fs::create_directories(out_dir, ec);
-  fs::create_directories(in_dir, ec);
+  for (const std::string& d : {out_dir, in_dir}) {
+    fs::create_directories(d, ec);
+    if (ec) return fail("create " + d + ": " + ec.message());
+  }
   for (size_t d : c.deps) {
     std::string result = dir_ + "/out/" + tasks_[d].task->id + "/result.json";
     if (fs::exists(result)) {
@@ -376,6 +390,7 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   options.stdout_fd = out_fd;
   options.stderr_fd = out_fd;
   options.forward_signals = false;
+  options.hold_fd = sandboxes_fd_;
   pid_t helper = 0;
   uint64_t served = 0;
   options.on_proxy_listener = [&](int fd) {
@@ -482,6 +497,26 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   return r;
 }
 
+void Runner::WriteReport(const std::string& name, const std::string& content) {
+  std::string path = dir_ + "/" + name, tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  size_t done = 0;
+  int err = fd < 0 ? errno : 0;
+  while (fd >= 0 && err == 0 && done < content.size()) {
+    ssize_t n = write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) err = n < 0 ? errno : ENOSPC;
+    else done += static_cast<size_t>(n);
+  }
+  if (fd >= 0 && err == 0 && fdatasync(fd) != 0) err = errno;
+  if (fd >= 0) close(fd);
+  if (err == 0 && rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err != 0) {
+    unlink(tmp.c_str());
+    std::fprintf(stderr, "corral: cannot write %s: %s\n", path.c_str(), std::strerror(err));
+  }
+}
+
 void Runner::Egress(const sandbox::EgressRecord& r) {
   json record = NetRecord(r);
   record["task"] = r.client;
@@ -545,7 +580,8 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
       std::lock_guard lock(mu_);
       stopping = stopping_;
     }
-    if (!stopping) {
+    // A run whose audit log cannot be written starts nothing more: what it did must be on record.
+    if (!stopping && log_->failure().empty()) {
       for (size_t t : sched.TakeStartable(now)) {
         int attempt = sched.tries(t);
         Event({{"type", "task-start"},
@@ -736,7 +772,7 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
                  {"tasks", tasks},
                  {"merge", merge ? json::parse(worktree::ToJson(*merge)) : json(nullptr)}};
   redactor_.Apply(&report);
-  std::ofstream(dir_ + "/report.json") << report.dump(2) << "\n";
+  WriteReport("report.json", report.dump(2) + "\n");
   std::string md = "# corral run " + run_ + "\n\nbase `" + base_ +
                    "`\n\n| task | status | tries | files changed |\n|---|---|---|---|\n";
   for (const json& t : tasks) {
@@ -745,15 +781,17 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
           std::to_string(t["files_changed"].size()) + " |\n";
   }
   if (merge) md += "\n" + worktree::ToMarkdown(*merge);
-  std::ofstream(dir_ + "/report.md") << redactor_.Apply(md);
+  WriteReport("report.md", redactor_.Apply(md));
   // Built from what is on disk now: the report, the events (redacted), the logs (redacted).
   if (auto html = ReportHtmlOfRun(dir_)) {
-    std::ofstream(dir_ + "/report.html") << redactor_.Apply(*html);
+    WriteReport("report.html", redactor_.Apply(*html));
   } else {
     std::fprintf(stderr, "corral: report.html: %s\n", html.error().c_str());
   }
 
   bool conflicts = merge && !merge->conflicted.empty();
+  bool log_failed = !log_->failure().empty();
+  if (log_failed) any_failed = true;
   int status = stop_signal_               ? 128 + stop_signal_
                : any_failed || !merge     ? kExitTaskFailed
                : conflicts                ? kExitConflicts
@@ -774,7 +812,9 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
          {"exit", status},
          {"merge", merge ? json(merge->commit) : json(nullptr)}},
         /*sign=*/true);
-  if (!json_) {
+  if (log_failed) {
+    std::fprintf(stderr, "corral: run %s stopped: %s\n", run_.c_str(), log_->failure().c_str());
+  } else if (!json_) {
     std::string summary = status == 0 ? "every task merged into " + into : "see the report";
     std::fprintf(stderr, "corral: run %s: %s; report: %s/report.md\n", run_.c_str(),
                  summary.c_str(), dir_.c_str());
@@ -836,6 +876,34 @@ std::expected<int, std::string> LockRun(const std::string& run_dir) {
   return fd;
 }
 
+// run_dir/sandboxes.lock: every helper of a run holds it (shared) until its sandbox is entirely
+// gone, also after a kill -9 of corral (the helpers outlive it just long enough to end their
+// sandboxes). A manager takes it exclusively first, waiting for a killed manager's sandboxes, so
+// that none of them still writes in a worktree it resets; then shares it with its own helpers.
+std::expected<int, std::string> HoldSandboxes(const std::string& run_dir) {
+  std::string path = run_dir + "/sandboxes.lock";
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return std::unexpected(Errno("open " + path));
+  bool said = false;
+  for (int waited_ms = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited_ms += 20) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      close(fd);
+      return std::unexpected(Errno("lock " + path));
+    }
+    if (!said) {
+      std::fprintf(stderr, "corral: waiting for the sandboxes of the previous corral to end\n");
+      said = true;
+    }
+    if (waited_ms > 60'000) {
+      close(fd);
+      return std::unexpected("sandboxes of a previous corral of this run are still alive after 60 s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  flock(fd, LOCK_SH);
+  return fd;
+}
+
 void BlockStopSignals() {
   // Signals go to the stopper thread only; every thread started from here inherits the mask.
   sigset_t set;
@@ -884,6 +952,8 @@ int RunPlan(const RunRequest& request) {
   if (ec) return BadInput("create " + run_dir + ": " + ec.message());
   auto lock = LockRun(run_dir);
   if (!lock) return BadInput(lock.error());
+  auto sandboxes = HoldSandboxes(run_dir);
+  if (!sandboxes) return BadInput(sandboxes.error());
   auto log = EventLog::Create(run_dir + "/events.jsonl", run_id, &*key);
   if (!log) return BadInput(log.error());
   char hostname[256] = {};
@@ -931,7 +1001,9 @@ int RunPlan(const RunRequest& request) {
   Tracer tracer(run_dir + "/trace.otlp.jsonl", trace_id, OtlpEndpoint());
   Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), *base, run_id, run_dir, *helper,
                 &*log, request.json, std::move(host), *log_limit, &tracer);
+  runner.sandboxes_fd_ = *sandboxes;
   int status = runner.Run(jobs, {}, approved);
+  close(*sandboxes);
   close(*lock);
   return status;
 }
@@ -1006,10 +1078,16 @@ int ResumeRunUnguarded(const ResumeRequest& request) {
   if (!repo) return BadInput("--repo " + request.repo + ": " + repo.error().message);
   if (std::string e = worktree::CheckId(request.run, "run id"); !e.empty()) return BadInput(e);
   std::string run_dir = repo->common_dir() + "/corral/runs/" + request.run;
-  auto events = EventLog::Read(run_dir + "/events.jsonl");
+  std::error_code ec;
+  if (!fs::is_directory(run_dir, ec)) return BadInput("no run " + request.run + " in " + request.repo);
+  auto events = fs::exists(run_dir + "/events.jsonl", ec)
+                    ? EventLog::Read(run_dir + "/events.jsonl")
+                    : std::expected<std::vector<json>, std::string>(std::vector<json>{});
   if (!events) return BadInput(events.error());
   if (events->empty() || events->front().value("type", "") != "run-start") {
-    return BadInput(run_dir + "/events.jsonl: no run-start record");
+    return BadInput("run " + request.run + " never started (" + run_dir +
+                    "/events.jsonl has no run-start record: corral was killed while it created "
+                    "the run); nothing to resume, corral clean removes it");
   }
   const json& start = events->front();
   for (const json& e : *events) {
@@ -1038,6 +1116,15 @@ int ResumeRunUnguarded(const ResumeRequest& request) {
   if (!key) return BadInput(key.error());
   auto lock = LockRun(run_dir);
   if (!lock) return BadInput(lock.error());
+  // A killed corral's sandboxes end before anything here touches a worktree.
+  auto sandboxes = HoldSandboxes(run_dir);
+  if (!sandboxes) return BadInput(sandboxes.error());
+  // Locks a killed corral held on the run's refs and worktree indexes have no owner now.
+  if (auto cleared = repo->ClearStaleLocks(request.run, std::chrono::system_clock::now())) {
+    for (const std::string& path : *cleared) {
+      std::fprintf(stderr, "corral: removed %s, left by a corral that was killed\n", path.c_str());
+    }
+  }
 
   // Replay: tasks that ended keep their results; the others start again, from a clean reset.
   std::map<std::string, size_t> index;
@@ -1091,7 +1178,9 @@ int ResumeRunUnguarded(const ResumeRequest& request) {
   Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), start.value("base", ""),
                 request.run, run_dir, *helper, &*log, request.json, std::move(host), *log_limit,
                 &tracer);
+  runner.sandboxes_fd_ = *sandboxes;
   int status = runner.Run(jobs, restored, approved);
+  close(*sandboxes);
   close(*lock);
   return status;
 }

@@ -17,9 +17,11 @@
 int main(int argc, char** argv) {
   int fd = -1;
   pid_t parent = 0;
+  int hold = -1;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--ipc-fd") == 0) fd = std::atoi(argv[i + 1]);
     if (std::strcmp(argv[i], "--parent") == 0) parent = std::atoi(argv[i + 1]);
+    if (std::strcmp(argv[i], "--hold-fd") == 0) hold = std::atoi(argv[i + 1]);
   }
   if (argc == 2 && std::strcmp(argv[1], "--probe") == 0) {
     std::printf("%s\n", corral::sandbox::ToJson(corral::sandbox::ProbeHost()).c_str());
@@ -30,8 +32,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   fcntl(fd, F_SETFD, FD_CLOEXEC);
-  // Dies with corral; the sandbox dies with us.
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // Held, never used, until this process exits: after the sandbox is gone (see below). corral's
+  // next manager of the run waits for every such holder before it touches the run's worktrees.
+  if (hold >= 3) fcntl(hold, F_SETFD, FD_CLOEXEC);
+  // When corral dies, the supervisor hears kParentDied, kills the sandbox and waits until all of
+  // it is gone before this process exits; blocked now so it waits for the supervisor's signalfd.
+  sigset_t parent_died;
+  sigemptyset(&parent_died);
+  sigaddset(&parent_died, corral::sandbox::kParentDied);
+  sigprocmask(SIG_BLOCK, &parent_died, nullptr);
+  prctl(PR_SET_PDEATHSIG, corral::sandbox::kParentDied);
   if (parent != 0 && getppid() != parent) return 1;
   // Out of the terminal's foreground group: Ctrl-C reaches the sandbox once, through corral.
   setpgid(0, 0);

@@ -66,6 +66,7 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
   // is. Both ends stay close-on-exec here: other threads start helpers at the same time, and a
   // helper that inherited another task's end would keep that task's reply open until it exits.
   constexpr int kIpcFd = 3;
+  constexpr int kHoldFd = 4;
   std::optional<SignalForwarding> forwarding;
   if (options.forward_signals) forwarding.emplace();
   std::string failure;
@@ -75,17 +76,26 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
     bp::environment no_environment;
     auto exe = bp::exe = options.helper_path;
     auto args =
-        bp::args = {"--ipc-fd", std::to_string(kIpcFd), "--parent", std::to_string(getpid())};
+        bp::args = options.hold_fd >= 0
+                       ? std::vector<std::string>{"--ipc-fd", std::to_string(kIpcFd), "--parent",
+                                                  std::to_string(getpid()), "--hold-fd",
+                                                  std::to_string(kHoldFd)}
+                       : std::vector<std::string>{"--ipc-fd", std::to_string(kIpcFd), "--parent",
+                                                  std::to_string(getpid())};
     // In the child, before exec: descriptors given by the caller become the helper's (and so the
     // command's) stdio, and the socket's end becomes kIpcFd without close-on-exec.
     auto redirect = bp::extend::on_exec_setup = [&](auto&) {
       if (options.stdin_fd >= 0) dup2(options.stdin_fd, 0);
       if (options.stdout_fd >= 0) dup2(options.stdout_fd, 1);
       if (options.stderr_fd >= 0) dup2(options.stderr_fd, 2);
-      if (sv[1] == kIpcFd) {
-        fcntl(kIpcFd, F_SETFD, 0);
-      } else {
-        dup2(sv[1], kIpcFd);
+      // Through fresh numbers first, so neither target clobbers the other's source.
+      int ipc = fcntl(sv[1], F_DUPFD, 10);
+      int hold = options.hold_fd >= 0 ? fcntl(options.hold_fd, F_DUPFD, 10) : -1;
+      dup2(ipc, kIpcFd);
+      close(ipc);
+      if (hold >= 0) {
+        dup2(hold, kHoldFd);
+        close(hold);
       }
     };
     helper = bp::child(exe, args, no_environment, redirect, bp::posix::use_vfork);

@@ -29,6 +29,10 @@ struct RunOptions {
   // With Spec::proxy_port: receives the listening socket inside the sandbox (and owns it), on the
   // calling thread, before the command starts.
   std::function<void(int listener)> on_proxy_listener;
+  // A descriptor the helper holds, unused, until the sandbox is entirely gone, also when the
+  // caller dies first (a lock whose holders say that a run's sandboxes still live). -1: none.
+  // Not owned; never reaches the command.
+  int hold_fd = -1;
 };
 
 // Runs the command. Returns an Error when the sandbox could not be set up; nothing ran then.

@@ -145,7 +145,7 @@ struct Watch {
   }
 };
 
-constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, kParentDied};
 
 Expected<Fd> BlockSignals() {
   sigset_t set;
@@ -270,7 +270,11 @@ Expected<Result> Supervise(const Spec& request, int reply_fd) {
     if (n > 0 && (fds[2].revents & POLLIN)) {
       signalfd_siginfo info;
       while (read(signals->get(), &info, sizeof(info)) == sizeof(info)) {
-        kill(static_cast<pid_t>(pid), static_cast<int>(info.ssi_signo));
+        // corral is gone: nobody waits for a result; the sandbox ends now, and this loop ends
+        // when its pid 1 has exited, which the kernel allows only once the rest of it is gone.
+        int sig = static_cast<int>(info.ssi_signo) == kParentDied ? SIGKILL
+                                                                  : static_cast<int>(info.ssi_signo);
+        kill(static_cast<pid_t>(pid), sig);
       }
     }
     if (n > 0 && (fds[0].revents & POLLIN)) init_done = true;

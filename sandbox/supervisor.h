@@ -2,10 +2,16 @@
 // collects the result. Runs in the single-threaded helper process (corral-sandbox).
 #pragma once
 
+#include <signal.h>
+
 #include "sandbox/error.h"
 #include "sandbox/spec.h"
 
 namespace corral::sandbox {
+
+// The helper's parent-death signal: the supervisor then kills the sandbox and returns once every
+// process of it is gone (its pid 1 has exited, which the kernel allows only after the others).
+inline constexpr int kParentDied = SIGUSR2;
 
 // Runs spec.argv in a new sandbox and waits for it. SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to
 // the caller are forwarded into the sandbox. Returns an Error when the sandbox could not be set up

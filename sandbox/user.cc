@@ -1,17 +1,33 @@
 #include "sandbox/user.h"
+
 #include "sandbox/fdio.h"
 
 #include <fcntl.h>
 #include <grp.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <fstream>
 #include <string>
 
 namespace corral::sandbox::user {
+// Whether this process is in the initial user namespace: its uid_map maps every id to itself.
+// Root of a user namespace (a rootless container, `unshare -r`) is not root of the host: it may
+// not map other ids or keep its groups, so it sandboxes as an unprivileged user does.
+bool InInitialUserNamespace() {
+  std::ifstream in("/proc/self/uid_map");
+  uint64_t inside = 1, outside = 1, count = 0;
+  in >> inside >> outside >> count;
+  uint64_t more = 0;
+  return inside == 0 && outside == 0 && count == 4294967295ULL && !(in >> more);
+}
+
 Identity IdentityForCaller() {
   uid_t uid = geteuid();
   gid_t gid = getegid();
-  if (uid == 0) return Identity{0, 0, kRootSandboxId, kRootSandboxId, true};
+  if (uid == 0 && InInitialUserNamespace()) {
+    return Identity{0, 0, kRootSandboxId, kRootSandboxId, true};
+  }
   return Identity{uid, gid, uid, gid, false};
 }
 

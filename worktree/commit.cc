@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
+#include <filesystem>
 #include <set>
 
 #include "worktree/git_handle.h"
@@ -133,11 +135,40 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   char star[] = "*";
   char* patterns[] = {star};
   git_strarray all = {patterns, 1};
-  if (git_index_add_all(index.get(), &all, GIT_INDEX_ADD_DEFAULT, FilterPath, &payload) != 0) {
-    return GitError("stage changes in " + ws.path);
+  // A folder the agent made unreadable is one libgit2 passes over in silence: it is named.
+  std::vector<Skipped> unreadable;
+  std::error_code walk_ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(
+           ws.path, std::filesystem::directory_options::skip_permission_denied, walk_ec);
+       !walk_ec && it != std::filesystem::recursive_directory_iterator(); it.increment(walk_ec)) {
+    std::error_code ec;
+    if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
+    if (it.depth() == 0 && it->path().filename() == ".git") {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (access(it->path().c_str(), R_OK | X_OK) != 0) {
+      unreadable.push_back({it->path().lexically_relative(ws.path).string() + "/", "unreadable"});
+      it.disable_recursion_pending();
+    }
   }
+  // A `git gc` beside us may remove an empty object fan-out folder between libgit2's mkdir and
+  // its rename into it (git retries there; libgit2 1.5.1 fails): then the staging is redone.
   git_oid tree_id;
-  if (git_index_write_tree(&tree_id, index.get()) != 0) return GitError("write tree of " + ws.path);
+  for (int attempt = 1;; ++attempt) {
+    result.skipped = unreadable;
+    result.withheld.clear();
+    if (git_index_add_all(index.get(), &all, GIT_INDEX_ADD_DEFAULT, FilterPath, &payload) == 0 &&
+        git_index_write_tree(&tree_id, index.get()) == 0) {
+      break;
+    }
+    const git_error* e = git_error_last();
+    std::error_code ec;
+    bool vanished_folder = e && e->klass == GIT_ERROR_OS && e->message &&
+                           std::strstr(e->message, "No such file or directory") &&
+                           std::filesystem::is_directory(ws.path, ec);
+    if (!vanished_folder || attempt == 5) return GitError("stage changes in " + ws.path);
+  }
 
   git_reference* raw_head = nullptr;
   if (git_repository_head(&raw_head, wrepo.get()) != 0) return GitError("HEAD of " + ws.path);
@@ -177,8 +208,10 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
                         "\n";
   git_oid commit_id;
   const git_commit* parents[] = {parent.get()};
-  if (git_commit_create(&commit_id, wrepo.get(), "HEAD", sig->get(), sig->get(), nullptr,
-                        message.c_str(), tree.get(), 1, parents) != 0) {
+  if (RetryLocked([&] {
+        return git_commit_create(&commit_id, wrepo.get(), "HEAD", sig->get(), sig->get(), nullptr,
+                                 message.c_str(), tree.get(), 1, parents);
+      }) != 0) {
     return GitError("commit in " + ws.path);
   }
   if (git_index_write(index.get()) != 0) return GitError("write index of " + ws.path);

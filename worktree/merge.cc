@@ -453,10 +453,12 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
   // Compare-and-swap: fails if someone moved the branch since we read it.
   git_reference* raw_ref = nullptr;
   std::string log = "corral: integrate " + std::to_string(report.merged.size()) + " task(s)";
-  int rc = old_into
-               ? git_reference_create_matching(&raw_ref, repo_, into_ref.c_str(), &current, 1,
-                                               &*old_into, log.c_str())
-               : git_reference_create(&raw_ref, repo_, into_ref.c_str(), &current, 0, log.c_str());
+  int rc = RetryLocked([&] {
+    return old_into ? git_reference_create_matching(&raw_ref, repo_, into_ref.c_str(), &current, 1,
+                                                    &*old_into, log.c_str())
+                    : git_reference_create(&raw_ref, repo_, into_ref.c_str(), &current, 0,
+                                           log.c_str());
+  });
   if (rc != 0) return GitError("update " + into);
   git_reference_free(raw_ref);
   report.commit = Merger::Hex(current);

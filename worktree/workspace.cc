@@ -57,6 +57,16 @@ void RemoveTree(const std::string& path) {
   fs::remove_all(path, ec);
 }
 
+// Whether a task's worktree was made whole: its folders and the four metadata files.
+bool Complete(const Workspace& ws) {
+  std::error_code ec;
+  for (const std::string& f : {ws.admin_dir + "/gitdir", ws.admin_dir + "/commondir",
+                               ws.admin_dir + "/HEAD", ws.path + "/.git"}) {
+    if (!fs::is_regular_file(f, ec)) return false;
+  }
+  return true;
+}
+
 // Writes a file that must not exist yet.
 Expected<> WriteNew(const std::string& path, const std::string& content) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -76,20 +86,31 @@ Expected<> WriteNew(const std::string& path, const std::string& content) {
 // is checked out anywhere, which opens the repository of every worktree there is: a run's n-th
 // task paid for the n-1 before it (O(n^2) per run), although a branch created a moment ago under
 // the same lock cannot be checked out anywhere. libgit2 opens the result right after.
-Expected<> AddWorktreeMetadata(const Workspace& ws) {
+Expected<> AddWorktreeMetadata(const Workspace& ws, const std::string& common_dir) {
   std::error_code ec;
   fs::create_directories(fs::path(ws.admin_dir).parent_path(), ec);
   if (ec) return Fail("create " + fs::path(ws.admin_dir).parent_path().string() + ": " + ec.message());
   if (mkdir(ws.path.c_str(), 0755) != 0) return Fail("create " + ws.path + ": " + std::strerror(errno));
-  if (mkdir(ws.admin_dir.c_str(), 0755) != 0) {
-    return Fail("create " + ws.admin_dir + ": " + std::strerror(errno));
+  if (auto r = WriteNew(ws.path + "/.git", "gitdir: " + ws.admin_dir + "\n"); !r) return r;
+  // The admin folder is made whole elsewhere and renamed into place: `git worktree prune` (which
+  // `git gc` runs) deletes an entry of .git/worktrees/ that it finds without its gitdir file.
+  std::string staging = common_dir + "/corral/tmp/" + fs::path(ws.admin_dir).filename().string();
+  fs::create_directories(fs::path(staging).parent_path(), ec);
+  RemoveTree(staging);  // left by a corral killed here
+  if (mkdir(staging.c_str(), 0755) != 0) return Fail("create " + staging + ": " + std::strerror(errno));
+  for (const auto& [name, content] :
+       {std::pair{std::string("gitdir"), ws.path + "/.git\n"},
+        std::pair{std::string("commondir"), std::string("../..\n")},
+        std::pair{std::string("HEAD"), "ref: refs/heads/" + ws.branch + "\n"}}) {
+    if (auto r = WriteNew(staging + "/" + name, content); !r) {
+      RemoveTree(staging);
+      return r;
+    }
   }
-  for (const auto& [path, content] :
-       {std::pair{ws.admin_dir + "/gitdir", ws.path + "/.git\n"},
-        std::pair{ws.admin_dir + "/commondir", std::string("../..\n")},
-        std::pair{ws.admin_dir + "/HEAD", "ref: refs/heads/" + ws.branch + "\n"},
-        std::pair{ws.path + "/.git", "gitdir: " + ws.admin_dir + "\n"}}) {
-    if (auto r = WriteNew(path, content); !r) return r;
+  if (rename(staging.c_str(), ws.admin_dir.c_str()) != 0) {
+    int err = errno;
+    RemoveTree(staging);
+    return Fail("rename " + staging + " to " + ws.admin_dir + ": " + std::strerror(err));
   }
   return {};
 }
@@ -104,11 +125,41 @@ Expected<Workspace> Repository::FindWorkspace(const std::string& run,
                TaskBranch(run, task),
                common_dir_ + "/worktrees/" + AdminName(run, task),
                ""};
-  std::error_code ec;
-  if (!fs::is_directory(ws.path, ec) || !fs::is_directory(ws.admin_dir, ec)) {
-    return Fail("no workspace for task '" + task + "' of run '" + run + "'");
-  }
+  if (!Complete(ws)) return Fail("no workspace for task '" + task + "' of run '" + run + "'");
   return ws;
+}
+
+Expected<std::vector<std::string>> Repository::ClearStaleLocks(
+    const std::string& run, std::chrono::system_clock::time_point before) {
+  if (std::string e = CheckId(run, "run id"); !e.empty()) return Fail(e);
+  std::vector<std::string> candidates;
+  std::error_code ec;
+  std::vector<std::string> roots = {common_dir_ + "/refs/heads/corral/" + run};
+  for (const auto& e : fs::directory_iterator(common_dir_ + "/refs/corral", ec)) {
+    roots.push_back(e.path() / run);  // refs/corral/inputs/<run>/...
+  }
+  for (const std::string& root : roots) {
+    ec.clear();
+    for (auto it = fs::recursive_directory_iterator(root, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->path().extension() == ".lock") candidates.push_back(it->path());
+    }
+  }
+  ec.clear();
+  for (const auto& e : fs::directory_iterator(common_dir_ + "/worktrees", ec)) {
+    if (e.path().filename().string().starts_with(run + ".")) {
+      candidates.push_back(e.path() / "index.lock");
+    }
+  }
+  std::vector<std::string> removed;
+  for (const std::string& path : candidates) {
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    auto mtime = std::chrono::system_clock::time_point(
+        std::chrono::seconds(st.st_mtim.tv_sec) + std::chrono::nanoseconds(st.st_mtim.tv_nsec));
+    if (mtime < before && unlink(path.c_str()) == 0) removed.push_back(path);
+  }
+  return removed;
 }
 
 Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const std::string& task,
@@ -137,15 +188,30 @@ Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const st
   {
     auto lock = FileLock::Acquire(common_dir_ + "/corral/worktrees.lock");
     if (!lock) return std::unexpected(lock.error());
-    if (fs::exists(fs::symlink_status(ws.path, ec)) || fs::exists(ws.admin_dir, ec)) {
-      return Fail("a workspace for task '" + task + "' of run '" + run + "' exists already");
+    bool path_there = fs::exists(fs::symlink_status(ws.path, ec));
+    bool admin_there = fs::exists(fs::symlink_status(ws.admin_dir, ec));
+    if (path_there || admin_there) {
+      if (Complete(ws)) {
+        return Fail("a workspace for task '" + task + "' of run '" + run + "' exists already");
+      }
+      // Half made by a corral killed while it created it: no agent ever ran in it.
+      RemoveTree(ws.path);
+      RemoveTree(ws.admin_dir);
+    }
+    // Likewise a branch made just before such a kill: it points at a start commit, nothing more.
+    git_reference* stale = nullptr;
+    if (git_reference_lookup(&stale, repo_, ("refs/heads/" + ws.branch).c_str()) == 0) {
+      git_reference_delete(stale);
+      git_reference_free(stale);
     }
     git_reference* raw_ref = nullptr;
-    if (git_branch_create(&raw_ref, repo_, ws.branch.c_str(), commit.get(), 0) != 0) {
+    if (RetryLocked([&] {
+          return git_branch_create(&raw_ref, repo_, ws.branch.c_str(), commit.get(), 0);
+        }) != 0) {
       return GitError("create branch " + ws.branch);
     }
     branch.reset(raw_ref);
-    if (auto r = AddWorktreeMetadata(ws); !r) {
+    if (auto r = AddWorktreeMetadata(ws, common_dir_); !r) {
       RemoveTree(ws.path);
       RemoveTree(ws.admin_dir);
       git_reference_delete(branch.get());  // not git_branch_delete: see clean.cc
@@ -186,6 +252,14 @@ Expected<> Repository::ResetWorkspace(const Workspace& ws, const std::string& co
     return GitError("commit " + commit);
   }
   GitPtr<git_object, git_object_free> owned(target);
+  // An empty index first: a file a killed commit had staged but never committed would otherwise
+  // count as tracked, outlive the reset, and end up in the next try's commit.
+  git_index* raw_index = nullptr;
+  if (git_repository_index(&raw_index, wrepo.get()) != 0) return GitError("index of " + ws.path);
+  GitPtr<git_index, git_index_free> index(raw_index);
+  if (git_index_clear(index.get()) != 0 || git_index_write(index.get()) != 0) {
+    return GitError("clear the index of " + ws.path);
+  }
   git_checkout_options checkout;
   git_checkout_options_init(&checkout, GIT_CHECKOUT_OPTIONS_VERSION);
   checkout.checkout_strategy =
@@ -193,6 +267,9 @@ Expected<> Repository::ResetWorkspace(const Workspace& ws, const std::string& co
   if (git_reset(wrepo.get(), target, GIT_RESET_HARD, &checkout) != 0) {
     return GitError("reset " + ws.path);
   }
+  // git_reset's hard reset checks out with GIT_CHECKOUT_FORCE alone, whatever the options say:
+  // untracked and ignored files stay. With the index now the commit's, they go here.
+  if (git_checkout_head(wrepo.get(), &checkout) != 0) return GitError("clean " + ws.path);
   return {};
 }
 

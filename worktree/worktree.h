@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <chrono>
 #include <string>
 #include <utility>
 #include <vector>
@@ -142,7 +143,15 @@ class Repository {
   Expected<Workspace> CreateWorkspace(const std::string& run, const std::string& task,
                                       const std::string& base);
 
-  // The workspace of an existing task worktree; fails if it does not exist.
+  // Removes the ref locks (`*.lock` under refs/heads/corral/<run>/ and refs/corral/*/<run>/) and
+  // the worktree index locks of run `run` that are older than `before`: what a corral killed
+  // while it held them left behind. The caller holds the run's lock (no other corral works on the run), so a lock that
+  // old has no owner. Returns the paths removed.
+  Expected<std::vector<std::string>> ClearStaleLocks(const std::string& run,
+                                                     std::chrono::system_clock::time_point before);
+
+  // The workspace of an existing task worktree; fails if it does not exist or is half made (a
+  // crash while it was created), which CreateWorkspace then replaces.
   Expected<Workspace> FindWorkspace(const std::string& run, const std::string& task) const;
 
   // Puts a workspace back to `commit`: its branch, index and files, removing untracked and

@@ -104,6 +104,41 @@ TEST_F(WorktreeTest, CreatesABranchAndAWorktreeFromTheBase) {
   EXPECT_EQ(Git({"status", "--porcelain"}, ws.path).out, "") << "a clean checkout";
 }
 
+// A task's next try (or a resumed run's) starts from exactly the start commit: what the last try
+// left (untracked, ignored, staged by a commit that a kill cut short, committed) is gone.
+TEST_F(WorktreeTest, AResetLeavesNothingOfTheLastTry) {
+  Workspace ws = Create("r1", "again");
+  WriteFile(ws.path + "/.gitignore", "*.log\n*.tmp\n");  // the base has one: this try changes it
+  WriteFile(ws.path + "/build.log", "ignored\n");
+  WriteFile(ws.path + "/committed.txt", "c\n");
+  ASSERT_TRUE(repo_->CommitAll(ws, {"r1", "again", "p@0", {}}));
+  WriteFile(ws.path + "/staged.txt", "s\n");
+  EXPECT_EQ(Git({"add", "staged.txt"}, ws.path).status, 0);
+  WriteFile(ws.path + "/untracked.txt", "u\n");
+  WriteFile(ws.path + "/a.txt", "changed\n");
+  auto r = repo_->ResetWorkspace(ws, base_);
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(Git({"status", "--porcelain", "--ignored"}, ws.path).out, "") << "after the reset";
+  for (const char* gone : {"build.log", "committed.txt", "staged.txt", "untracked.txt"}) {
+    EXPECT_FALSE(fs::exists(ws.path + "/" + gone)) << gone;
+  }
+  EXPECT_EQ(ReadFile(ws.path + "/a.txt"), "one\ntwo\nthree\n");
+  EXPECT_EQ(Git({"rev-parse", "HEAD"}, ws.path).out, base_ + "\n");
+  EXPECT_EQ(Git({"status", "--porcelain", "--ignored"}, ws.path).out, "");
+}
+
+// A worktree half made by a corral killed while it created it is replaced, not an error.
+TEST_F(WorktreeTest, AHalfMadeWorktreeIsReplaced) {
+  Workspace ws = Create("r1", "half");
+  fs::remove(ws.admin_dir + "/HEAD");  // as if killed before the last metadata file
+  EXPECT_FALSE(repo_->FindWorkspace("r1", "half"));
+  auto again = repo_->CreateWorkspace("r1", "half", base_);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(Git({"status", "--porcelain"}, again->path).out, "");
+  EXPECT_EQ(Git({"rev-parse", "corral/r1/half"}).out, base_ + "\n");
+  EXPECT_EQ(Git({"worktree", "prune", "--dry-run", "-v"}).out, "");
+}
+
 TEST_F(WorktreeTest, BadIdsAndDuplicatesLeaveNothingBehind) {
   EXPECT_EQ(repo_->CreateWorkspace("r1", "a/b", base_).error().message,
             "task id 'a/b' may only hold letters, digits, '_' and '-'");
