@@ -7,6 +7,7 @@
 #include <fstream>
 #include <set>
 
+#include "launcher/escape.h"
 #include "launcher/event_log.h"
 
 namespace corral::launcher {
@@ -18,21 +19,7 @@ using json = nlohmann::json;
 constexpr size_t kLogTail = size_t{16} * 1024;
 constexpr size_t kMaxRowsPerTask = 200;
 
-std::string Esc(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+std::string Esc(const std::string& s) { return EscapeMarkup(s); }
 
 std::string Str(const json& j, const char* key) {
   auto it = j.find(key);

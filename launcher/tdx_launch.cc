@@ -1,23 +1,11 @@
 #include "launcher/tdx_launch.h"
 
+#include "launcher/escape.h"
+
 namespace corral::launcher::tdx {
 namespace {
 
-// XML text and attribute values.
-std::string Escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '\'': out += "&apos;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
+std::string Escape(const std::string& s) { return EscapeMarkup(s); }
 
 // A value inside QEMU's comma-separated option syntax: commas are doubled.
 std::string OptionValue(const std::string& s) {

@@ -254,7 +254,7 @@ TEST(TdxLaunch, LibvirtXml) {
   l.name = "a<b>&'c'";
   l.qgs_socket = "/var/run/tdx-qgs/qgs.socket";
   std::string xml = LibvirtXml(l);
-  EXPECT_NE(xml.find("<name>a&lt;b&gt;&amp;&apos;c&apos;</name>"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("<name>a&lt;b&gt;&amp;&#39;c&#39;</name>"), std::string::npos) << xml;
   EXPECT_NE(xml.find("  <launchSecurity type='tdx'>\n    <policy>0x10000000</policy>\n"
                      "    <quoteGenerationService path='/var/run/tdx-qgs/qgs.socket'/>\n"
                      "  </launchSecurity>\n"),

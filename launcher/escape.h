@@ -1,0 +1,25 @@
+// Text for HTML and XML: the five characters with a meaning there, as entities.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace corral::launcher {
+
+inline std::string EscapeMarkup(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace corral::launcher
