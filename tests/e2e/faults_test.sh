@@ -3,7 +3,7 @@
 #   - kill -9 of corral at 20 random moments of a 12-task run, each followed by corral resume:
 #     the same merged tree and statuses as an uninterrupted run, no sandbox process left,
 #     git fsck --strict clean, the user's branch, index, working tree and stash untouched;
-#   - agents that misbehave: binary output, a grandchild that keeps stdout open, 10,000 files,
+#   - agents that misbehave: 3 GB of output, binary output, a grandchild that keeps stdout open, 10,000 files,
 #     a file name with a newline, a symlink loop, an unreadable directory, ignoring SIGTERM;
 #   - a worktree deleted under a running task; git gc running beside a run;
 #   - in a private mount namespace (unshare; as root, or as a user with a user namespace): the
@@ -119,6 +119,11 @@ policy = "$policy"
 run = ["sh", "-c", "head -c 65536 /dev/urandom; printf '\\\\000\\\\377\\\\n'; echo done > b.txt"]
 
 [[task]]
+id = "loud"
+policy = "$policy"
+run = ["sh", "-c", "head -c 3000000000 /dev/zero | tr '\\\\000' x; echo done > l.txt"]
+
+[[task]]
 id = "grandchild"
 policy = "$policy"
 run = ["sh", "-c", "(sleep 600 &) ; echo left a grandchild > g.txt"]
@@ -147,10 +152,11 @@ run=$(ls .git/corral/runs | head -1)
 check "their statuses" 0 python3 -c '
 import json, sys
 r = {t["id"]: t for t in json.load(open(sys.argv[1]))["tasks"]}
-for ok in ["binary", "grandchild", "many", "oddnames"]:
+for ok in ["binary", "loud", "grandchild", "many", "oddnames"]:
     assert r[ok]["status"] == "succeeded", (ok, r[ok])
 assert r["stubborn"]["status"] == "timed-out", r["stubborn"]
 assert len(r["many"]["files_changed"]) == 10000, len(r["many"]["files_changed"])
+assert r["loud"]["log_dropped_bytes"] == 3000000000 - 64 * 1024 * 1024, r["loud"]
 # An unreadable folder is committed where corral can read it (as root), else reported by path.
 skipped = [s["path"] for s in r["oddnames"].get("not_committed", [])]
 assert "closed/secret" in r["oddnames"]["files_changed"] or any(p.startswith("closed") for p in skipped), r["oddnames"]
@@ -162,6 +168,9 @@ check "the name with a newline is committed as it is" 0 git cat-file -e "corral/
 line.txt"
 check "the symlink loop is committed as links" 0 test "$(git cat-file -p "corral/$run/oddnames:loop-a")" = loop-b
 check "the stubborn task's work so far is kept" 0 git cat-file -e "corral/$run/stubborn:p.txt"
+check "3 GB of output: the log is capped at 64 MiB and says so" 0 \
+  grep -q "the log stops at 64MiB; $((3000000000 - 67108864)) more bytes of output were dropped" \
+  ".git/corral/runs/$run/logs/loud.log"
 check "binary output is captured" 0 test "$(wc -c <".git/corral/runs/$run/logs/binary.log")" -ge 65536
 check "no grandchild or stubborn agent is left" 1 pgrep -f "sleep 600|trap '' TERM"
 check "the user's branch, index, working tree and stash are untouched" 0 test "$(user_state .)" = "$before"
