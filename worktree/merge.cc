@@ -346,6 +346,25 @@ class Merger {
   git_merge_options opts_;
 };
 
+std::string OidKey(const git_oid& id) {
+  return std::string(reinterpret_cast<const char*>(id.id), GIT_OID_RAWSZ);
+}
+
+// The commits reachable from `head` but not from `base` (OidKey), as git's `head ^base`.
+Expected<std::vector<std::string>> CommitsBeyondIn(git_repository* repo, const git_oid& head,
+                                                   const git_oid& base) {
+  git_revwalk* raw = nullptr;
+  if (git_revwalk_new(&raw, repo) != 0) return GitError("revwalk");
+  GitPtr<git_revwalk, git_revwalk_free> walk(raw);
+  if (git_revwalk_push(walk.get(), &head) != 0 || git_revwalk_hide(walk.get(), &base) != 0) {
+    return GitError("walk from " + std::string(git_oid_tostr_s(&head)));
+  }
+  std::vector<std::string> out;
+  git_oid id;
+  while (git_revwalk_next(&id, walk.get()) == 0) out.push_back(OidKey(id));
+  return out;
+}
+
 }  // namespace
 
 Expected<MergeReport> Repository::Integrate(const std::string& base,
@@ -379,6 +398,8 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
   auto sig = CorralSignature(repo_);
   if (!sig) return std::unexpected(sig.error());
 
+  std::set<std::string> merged_commits;  // commits merged beyond the base (OidKey)
+  bool current_is_ours = false;          // current is a merge commit made here
   std::map<std::string, std::vector<std::string>> changed_by;  // path -> merged tasks
   std::vector<std::pair<const BranchToMerge*, std::set<std::string>>> touched;
   std::vector<git_oid> heads;
@@ -392,11 +413,17 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
     touched.emplace_back(&b, *paths);
     heads.push_back(head);
 
+    // What `head` brings beyond the base. The integration history is the base's plus what was
+    // merged so far, so "already contained" is a lookup instead of a walk through a history that
+    // grows with every task (which made a run's merge quadratic in its tasks).
+    auto beyond_base = CommitsBeyondIn(repo_, head, base_id);
+    if (!beyond_base) return std::unexpected(beyond_base.error());
     bool merged = false;
-    if (git_oid_equal(&head, &current) || git_graph_descendant_of(repo_, &current, &head) == 1) {
+    if (git_oid_equal(&head, &current) || beyond_base->empty() ||
+        merged_commits.count(OidKey(head))) {
       merged = true;  // already contained
-    } else if (git_graph_descendant_of(repo_, &head, &current) == 1) {
-      current = head;  // fast-forward
+    } else if (!current_is_ours && git_graph_descendant_of(repo_, &head, &current) == 1) {
+      current = head;  // fast-forward (no task branch descends from a merge commit made here)
       merged = true;
     } else {
       auto sides = m.LoadSides(current, head);
@@ -442,9 +469,11 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
                             message.c_str(), tree.get(), 2, parents) != 0) {
         return GitError("merge commit for task '" + b.task + "'");
       }
+      current_is_ours = true;
       merged = true;
     }
     if (merged) {
+      merged_commits.insert(beyond_base->begin(), beyond_base->end());
       report.merged.push_back(b.task);
       for (const std::string& p : *paths) changed_by[p].push_back(b.task);
     }
