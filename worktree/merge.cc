@@ -171,10 +171,13 @@ class Merger {
     TreePtr base, ours, theirs;
   };
 
-  Expected<Sides> LoadSides(const git_oid& ours, const git_oid& theirs) {
+  // `known_base`: the merge base when the caller knows it (else it is computed).
+  Expected<Sides> LoadSides(const git_oid& ours, const git_oid& theirs,
+                            const git_oid* known_base = nullptr) {
     Sides s;
     git_oid base;
-    if (git_merge_base(&base, repo_, &ours, &theirs) == 0) {
+    if (known_base) base = *known_base;
+    if (known_base || git_merge_base(&base, repo_, &ours, &theirs) == 0) {
       auto t = Tree(base);
       if (!t) return std::unexpected(t.error());
       s.base = std::move(*t);
@@ -426,7 +429,12 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
       current = head;  // fast-forward (no task branch descends from a merge commit made here)
       merged = true;
     } else {
-      auto sides = m.LoadSides(current, head);
+      // When the branch shares nothing merged so far and descends from the base, the base is
+      // the merge base: the integration history is the base's plus what was merged.
+      bool shares = std::any_of(beyond_base->begin(), beyond_base->end(),
+                                [&](const std::string& k) { return merged_commits.count(k) > 0; });
+      bool from_base = git_graph_descendant_of(repo_, &head, &base_id) == 1;
+      auto sides = m.LoadSides(current, head, !shares && from_base ? &base_id : nullptr);
       if (!sides) return std::unexpected(sides.error());
       auto trivial = m.TrivialMerge(sides->base.get(), sides->ours.get(), sides->theirs.get());
       if (!trivial) return std::unexpected(trivial.error());
