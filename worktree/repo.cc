@@ -111,14 +111,16 @@ Expected<std::string> Repository::ResolveCommit(const std::string& rev) const {
 }
 
 Expected<std::string> Repository::RemoteUrl(const std::string& name) const {
-  git_remote* remote = nullptr;
-  if (git_remote_lookup(&remote, repo_, name.c_str()) != 0) {
+  // Read from the config by key: git_remote_lookup in libgit2 1.5.1 iterates the config with a
+  // regular expression per entry and leaks each match (LeakSanitizer).
+  git_config* raw = nullptr;
+  if (git_repository_config_snapshot(&raw, repo_) != 0) return GitError("config");
+  ConfigPtr config(raw);
+  const char* url = nullptr;
+  if (git_config_get_string(&url, config.get(), ("remote." + name + ".url").c_str()) != 0) {
     return GitError("remote '" + name + "'");
   }
-  const char* url = git_remote_url(remote);
-  std::string out = url ? url : "";
-  git_remote_free(remote);
-  return out;
+  return std::string(url);
 }
 
 }  // namespace corral::worktree
