@@ -353,12 +353,14 @@ std::string OidKey(const git_oid& id) {
   return std::string(reinterpret_cast<const char*>(id.id), GIT_OID_RAWSZ);
 }
 
-// The commits reachable from `head` but not from `base` (OidKey), as git's `head ^base`.
+// The commits reachable from `head` but not from `base` (OidKey), as git's `head ^base`, each
+// before its parents (topological order).
 Expected<std::vector<std::string>> CommitsBeyondIn(git_repository* repo, const git_oid& head,
                                                    const git_oid& base) {
   git_revwalk* raw = nullptr;
   if (git_revwalk_new(&raw, repo) != 0) return GitError("revwalk");
   GitPtr<git_revwalk, git_revwalk_free> walk(raw);
+  git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL);
   if (git_revwalk_push(walk.get(), &head) != 0 || git_revwalk_hide(walk.get(), &base) != 0) {
     return GitError("walk from " + std::string(git_oid_tostr_s(&head)));
   }
@@ -367,6 +369,35 @@ Expected<std::vector<std::string>> CommitsBeyondIn(git_repository* repo, const g
   while (git_revwalk_next(&id, walk.get()) == 0) out.push_back(OidKey(id));
   return out;
 }
+
+// A branch's history beyond the base of a run, from CommitsBeyondIn.
+struct Lineage {
+  Lineage(std::vector<std::string> order_in, bool from_base_in)
+      : order(std::move(order_in)), commits(order.begin(), order.end()), from_base(from_base_in) {}
+
+  bool Contains(const git_oid& id) const { return commits.count(OidKey(id)) > 0; }
+
+  // The merge base of this branch and a history made of the base plus `other` (commits beyond
+  // the base, OidKey), without walking either: the newest commit of this branch in `other` (the
+  // first in topological order, so no other shared commit descends from it), or the base when
+  // they share none. False when this branch does not descend from the base: then only a walk
+  // can tell.
+  bool MergeBase(const std::set<std::string>& other, const git_oid& base, git_oid* out) const {
+    if (!from_base) return false;
+    auto shared = std::find_if(order.begin(), order.end(),
+                               [&](const std::string& k) { return other.count(k) > 0; });
+    if (shared == order.end()) {
+      *out = base;
+    } else {
+      git_oid_fromraw(out, reinterpret_cast<const unsigned char*>(shared->data()));
+    }
+    return true;
+  }
+
+  std::vector<std::string> order;  // topological: each commit before its parents
+  std::set<std::string> commits;
+  bool from_base;
+};
 
 }  // namespace
 
@@ -406,6 +437,7 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
   std::map<std::string, std::vector<std::string>> changed_by;  // path -> merged tasks
   std::vector<std::pair<const BranchToMerge*, std::set<std::string>>> touched;
   std::vector<git_oid> heads;
+  std::vector<Lineage> lineages;
   for (const BranchToMerge& b : branches) {
     git_oid head;
     if (git_reference_name_to_id(&head, repo_, ("refs/heads/" + b.branch).c_str()) != 0) {
@@ -421,6 +453,8 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
     // grows with every task (which made a run's merge quadratic in its tasks).
     auto beyond_base = CommitsBeyondIn(repo_, head, base_id);
     if (!beyond_base) return std::unexpected(beyond_base.error());
+    const Lineage& lineage = lineages.emplace_back(
+        *beyond_base, git_graph_descendant_of(repo_, &head, &base_id) == 1);
     bool merged = false;
     if (git_oid_equal(&head, &current) || beyond_base->empty() ||
         merged_commits.count(OidKey(head))) {
@@ -429,12 +463,12 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
       current = head;  // fast-forward (no task branch descends from a merge commit made here)
       merged = true;
     } else {
-      // When the branch shares nothing merged so far and descends from the base, the base is
-      // the merge base: the integration history is the base's plus what was merged.
-      bool shares = std::any_of(beyond_base->begin(), beyond_base->end(),
-                                [&](const std::string& k) { return merged_commits.count(k) > 0; });
-      bool from_base = git_graph_descendant_of(repo_, &head, &base_id) == 1;
-      auto sides = m.LoadSides(current, head, !shares && from_base ? &base_id : nullptr);
+      // The integration history is the base's plus what was merged, so the merge base is known
+      // without a walk through that history (git_merge_base re-reads it for every branch:
+      // quadratic in the tasks).
+      git_oid known_base;
+      bool known = lineage.MergeBase(merged_commits, base_id, &known_base);
+      auto sides = m.LoadSides(current, head, known ? &known_base : nullptr);
       if (!sides) return std::unexpected(sides.error());
       auto trivial = m.TrivialMerge(sides->base.get(), sides->ours.get(), sides->theirs.get());
       if (!trivial) return std::unexpected(trivial.error());
@@ -500,14 +534,19 @@ Expected<MergeReport> Repository::Integrate(const std::string& base,
   git_reference_free(raw_ref);
   report.commit = Merger::Hex(current);
 
-  // The pairwise matrix: trial merges of every two branches whose changed paths overlap.
+  // The pairwise matrix: trial merges of every two branches whose changed paths overlap, unless
+  // one contains the other (a task and its dependency: nothing to merge).
   for (size_t i = 0; i < touched.size(); ++i) {
     for (size_t j = i + 1; j < touched.size(); ++j) {
       const auto& a = touched[i].second;
       const auto& b = touched[j].second;
       if (std::none_of(a.begin(), a.end(), [&](const std::string& p) { return b.count(p); }))
         continue;
-      auto sides = m.LoadSides(heads[i], heads[j]);
+      if (lineages[i].Contains(heads[j]) || lineages[j].Contains(heads[i])) continue;
+      git_oid known_base;
+      bool known = lineages[i].from_base &&
+                   lineages[j].MergeBase(lineages[i].commits, base_id, &known_base);
+      auto sides = m.LoadSides(heads[i], heads[j], known ? &known_base : nullptr);
       if (!sides) return std::unexpected(sides.error());
       auto trivial = m.TrivialMerge(sides->base.get(), sides->ours.get(), sides->theirs.get());
       if (!trivial) return std::unexpected(trivial.error());

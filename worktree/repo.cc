@@ -50,9 +50,24 @@ Repository::~Repository() {
   if (repo_) git_repository_free(repo_);
 }
 
-Expected<Repository> Repository::Open(const std::string& path) {
+namespace {
+
+void InitLibgit2() {
   static std::once_flag init;
-  std::call_once(init, [] { git_libgit2_init(); });
+  std::call_once(init, [] {
+    git_libgit2_init();
+    // Strict creation checks that every object a new tree or commit names exists, by reading
+    // its header from disk. corral builds trees only from entries it read from the object
+    // database or wrote just before, and on a merge of many tasks those checks re-read every
+    // entry of the merged tree at each step: quadratic in the tasks.
+    git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
+  });
+}
+
+}  // namespace
+
+Expected<Repository> Repository::Open(const std::string& path) {
+  InitLibgit2();
   git_repository* repo = nullptr;
   if (git_repository_open_ext(&repo, path.c_str(), 0, nullptr) != 0) {
     return GitError("open repository " + path);
@@ -65,8 +80,7 @@ Expected<Repository> Repository::Open(const std::string& path) {
 Expected<Repository> Repository::InitWithFiles(
     const std::string& path, const std::vector<std::pair<std::string, std::string>>& files,
     const std::string& message) {
-  static std::once_flag init;
-  std::call_once(init, [] { git_libgit2_init(); });
+  InitLibgit2();
   git_repository_init_options opts;
   git_repository_init_options_init(&opts, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
   opts.flags = GIT_REPOSITORY_INIT_MKPATH;
