@@ -356,6 +356,13 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   if (!spec) return fail(c.task->policy + ": " + spec.error());
   spec->binds.emplace_back(out_dir, true);
   spec->binds.emplace_back(in_dir, false);
+  // Git inside: the worktree's .git names a git directory of the agent's own, whose only ref is
+  // the task's branch (worktree/sandbox_git.cc). The repository's .git stays out of sight.
+  auto git = repo->PrepareSandboxGit(*ws);
+  if (!git) return fail(git.error().message);
+  spec->binds.emplace_back(git->dir, true);
+  spec->binds.emplace_back(git->objects, false);
+  spec->files.push_back({ws->path + "/.git", git->git_file});
   std::map<std::string, std::string> env = {
       {"CORRAL_RUN", run_},
       {"CORRAL_TASK", id},
@@ -436,9 +443,17 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   close(log_fd);
   close(null_fd);
 
-  // Whatever the command did, its changes become a commit, but never a secret's value.
+  // Whatever the command did, its changes become a commit, but never a secret's value: first
+  // the commits it made itself, checked, then the rest on top.
   Span commit_span = tracer_->Start("commit", try_span.span_id);
-  auto commit = repo->CommitAll(*ws, {run_, id, c.policy_ref, redactor_.secrets()});
+  auto kept = repo->KeepAgentCommits(*ws, *git, redactor_.secrets());
+  if (!kept) {
+    tracer_->End(commit_span, kept.error().message);
+    return fail("the agent's commits: " + kept.error().message);
+  }
+  if (kept->commits) r.sandbox["agent_commits"] = kept->commits;
+  if (!kept->refused.empty()) r.sandbox["agent_commits_refused"] = kept->refused;
+  auto commit = repo->CommitAll(*ws, {run_, id, c.policy_ref, redactor_.secrets(), git->start});
   if (commit) commit_span.attributes["corral.commit"] = commit->commit;
   tracer_->End(commit_span, commit ? "" : commit.error().message);
   r.ended_at = Iso8601(std::chrono::system_clock::now());
@@ -746,6 +761,9 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
       task["reason"] = r->message;
     }
     if (r && r->log_dropped) task["log_dropped_bytes"] = r->log_dropped;
+    for (const char* key : {"agent_commits", "agent_commits_refused"}) {
+      if (r && r->sandbox.contains(key)) task[key] = r->sandbox[key];
+    }
     if (r && !r->line_stats.empty()) {
       json lines = json::array();
       for (const auto& l : r->line_stats) {

@@ -267,6 +267,40 @@ Expected<> Hide(const Spec& spec) {
   return {};
 }
 
+// Shows each FileBind's host file, read-only, over its path. The path must already be there (a
+// file of a bind, or a protected one): a mount point made here would land in a bind's host
+// directory.
+// `detached`: their id-mapped mounts from OpenBinds (git checks that a worktree's .git file
+// belongs to the user running it), or empty.
+Expected<> BindFiles(const Spec& spec, const std::vector<int>& detached) {
+  for (size_t i = 0; i < spec.files.size(); ++i) {
+    const FileBind& f = spec.files[i];
+    std::string dest = kNew + f.path;
+    std::string source = kOld + f.source;
+    struct stat st;
+    if (lstat(dest.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      return Fail("file " + f.path + ": not a file inside the sandbox");
+    }
+    if (detached.empty()) {
+      if (lstat(source.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        return Fail("file " + f.path + ": " + f.source + " is not a file");
+      }
+      if (mount(source.c_str(), dest.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+        return ErrnoError("file " + f.path);
+      }
+    } else if (syscall(__NR_move_mount, detached[i], "", AT_FDCWD, dest.c_str(),
+                       k::kMoveMountFEmptyPath) != 0) {
+      return ErrnoError("file " + f.path);
+    }
+    if (auto r = SetAttr(dest, k::kMountAttrRdonly | k::kMountAttrNosuid | k::kMountAttrNodev,
+                         false);
+        !r) {
+      return r;
+    }
+  }
+  return {};
+}
+
 Expected<> Protect(const Spec& spec) {
   std::string root = kNew + spec.workspace;
   auto steps = PlanProtect(spec, root, nullptr);
@@ -342,6 +376,13 @@ Expected<std::vector<int>> OpenBinds(const Spec& spec, int userns_fd) {
     if (!b.symlink.empty()) continue;
     if (auto r = open_one(b.path, b.writable); !r) return fail(std::unexpected(r.error()));
   }
+  for (const FileBind& f : spec.files) {
+    struct stat st;
+    if (lstat(f.source.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      return fail(Fail("file " + f.path + ": " + f.source + " is not a file"));
+    }
+    if (auto r = open_one(f.source, true); !r) return fail(std::unexpected(r.error()));
+  }
   return fds;
 }
 
@@ -389,6 +430,9 @@ Expected<> BuildRoot(const Spec& spec, const std::vector<int>& detached) {
     if (auto r = Apply(e); !r) return r;
   }
   if (auto r = Protect(spec); !r) return r;
+  std::vector<int> files;
+  if (!detached.empty()) files.assign(detached.end() - spec.files.size(), detached.end());
+  if (auto r = BindFiles(spec, files); !r) return r;
   if (auto r = Hide(spec); !r) return r;
 
   if (umount2(kOld, MNT_DETACH) != 0) return ErrnoError("detach host root");

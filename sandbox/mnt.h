@@ -22,9 +22,10 @@ void RemovePlaceholders(const std::vector<std::string>& created);
 void ResolveSymlinks(Spec* spec);
 
 // Parent side, privileged only: detached clones (open_tree) of the workspace and of every bind
-// that is not a symlink, in spec order, opened with the caller's rights rather than the sandbox
-// user's. The workspace and writable binds are id-mapped through the user namespace `userns_fd`,
-// so the sandbox user's writes land as the invoking user's.
+// that is not a symlink, in spec order, then of every file of Spec::files, opened with the
+// caller's rights rather than the sandbox user's. The workspace, writable binds and files are
+// id-mapped through the user namespace `userns_fd`, so the sandbox user's writes land as the
+// invoking user's, and what the invoking user owns is the sandbox user's inside.
 Expected<std::vector<int>> OpenBinds(const Spec& spec, int userns_fd);
 
 // Child side, in a new mount namespace with capabilities in its user namespace: builds the new

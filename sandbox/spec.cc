@@ -13,6 +13,7 @@ using nlohmann::json;
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Bind, path, writable)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Protected, path, directory)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(FileBind, path, source)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(ArgCompare, index, op, mask, value)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(SyscallRule, name, error, args)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Denial, syscall, count)
@@ -45,7 +46,7 @@ std::string ToJson(const Spec& s) {
             {"workspace", s.workspace}, {"workspace_read_only", s.workspace_read_only},
             {"cwd", s.cwd},
             {"binds", s.binds},        {"protect", s.protect},
-            {"hide", s.hide},
+            {"hide", s.hide},          {"files", s.files},
             {"share_network", s.share_network},
             {"exec_allow", s.exec_allow ? json(*s.exec_allow) : json(nullptr)},
             {"limits", limits},        {"syscalls", s.syscalls},
@@ -67,6 +68,7 @@ Expected<Spec> SpecFromJson(const std::string& text) {
     j.at("binds").get_to(s.binds);
     j.at("protect").get_to(s.protect);
     j.at("hide").get_to(s.hide);
+    j.at("files").get_to(s.files);
     j.at("share_network").get_to(s.share_network);
     if (!j.at("exec_allow").is_null()) s.exec_allow = j.at("exec_allow").get<std::vector<std::string>>();
     const json& l = j.at("limits");

@@ -21,6 +21,13 @@ struct Bind {
   std::string symlink;  // filled in by the helper: the path is this symlink, recreated inside
 };
 
+// A host file shown read-only at another path inside, over what is there: the sandbox's own
+// view of a file (a worktree's .git, naming the git directory the agent gets).
+struct FileBind {
+  std::string path;    // inside: absolute, normalized, an existing file (or one protected)
+  std::string source;  // a regular file on the host: absolute
+};
+
 // A path inside the workspace that stays read-only, also when it does not exist yet.
 struct Protected {
   std::string path;  // relative to the workspace
@@ -67,6 +74,7 @@ struct Spec {
   // Host paths (absolute, resolved) that stay invisible even where a bind covers them, such as
   // corral's audit key: the file reads as an empty, read-only /dev/null.
   std::vector<std::string> hide;
+  std::vector<FileBind> files;  // mounted after the binds and protections, before hide
   bool share_network = false;  // false: a network namespace with only loopback
   // When nonzero (and the network is not shared), a TCP socket listening on 127.0.0.1:proxy_port
   // inside the sandbox's network namespace is handed to RunOptions::on_proxy_listener before the

@@ -183,13 +183,22 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
               [](const Skipped& a, const Skipped& b) { return a.path < b.path; });
   }
   result.commit = git_oid_tostr_s(git_commit_id(parent.get()));
-  if (git_oid_equal(&tree_id, git_commit_tree_id(parent.get()))) return result;
+  bool unchanged = git_oid_equal(&tree_id, git_commit_tree_id(parent.get()));
 
+  // What changed: since `request.since` when set, else since the parent.
+  git_commit* raw_from = nullptr;
+  git_oid since;
+  if (!request.since.empty() && (git_oid_fromstr(&since, request.since.c_str()) != 0 ||
+                                 git_commit_lookup(&raw_from, wrepo.get(), &since) != 0)) {
+    return GitError("commit " + request.since);
+  }
+  CommitPtr from(raw_from);
+  if (unchanged && (!from || git_oid_equal(&since, git_commit_id(parent.get())))) return result;
   git_tree* raw_tree = nullptr;
   if (git_tree_lookup(&raw_tree, wrepo.get(), &tree_id) != 0) return GitError("tree");
   TreePtr tree(raw_tree);
   git_tree* raw_old = nullptr;
-  if (git_commit_tree(&raw_old, parent.get()) != 0) return GitError("parent tree");
+  if (git_commit_tree(&raw_old, from ? from.get() : parent.get()) != 0) return GitError("parent tree");
   TreePtr old_tree(raw_old);
   std::set<std::string> changed;
   if (auto r = ChangedPaths(wrepo.get(), old_tree.get(), tree.get(), &changed); !r) {
@@ -199,6 +208,10 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   for (const std::string& path : result.files_changed) {
     if (result.line_stats.size() == CommitResult::kMaxLineStats) break;
     result.line_stats.push_back(LineStatOf(wrepo.get(), old_tree.get(), tree.get(), path));
+  }
+  if (unchanged) {  // the agent committed everything itself
+    result.committed = true;
+    return result;
   }
 
   auto sig = CorralSignature(wrepo.get());

@@ -281,7 +281,7 @@ Expected<> Repository::RemoveWorkspace(const Workspace& ws) {
   }
   RemoveTree(ws.path);
   RemoveTree(ws.admin_dir);
-  return {};
+  return RemoveSandboxGit(ws.run, ws.task);
 }
 
 }  // namespace corral::worktree

@@ -40,6 +40,9 @@ struct CommitRequest {
   // (label, bytes): a changed file (or symlink target) that holds any of these bytes is kept out
   // of the commit and listed in CommitResult::withheld. Used for secrets' values.
   std::vector<std::pair<std::string, std::string>> forbidden;
+  // When set (hex): files_changed and line_stats cover everything since this commit, the
+  // agent's own commits included, not the new commit alone.
+  std::string since;
 };
 
 struct Skipped {
@@ -48,7 +51,7 @@ struct Skipped {
 };
 
 struct CommitResult {
-  bool committed = false;                  // false: the agent changed nothing
+  bool committed = false;  // false: the agent changed nothing (since CommitRequest::since)
   std::string commit;                      // the branch head afterwards (hex)
   std::vector<std::string> files_changed;  // by the new commit, sorted
   std::vector<Skipped> skipped;            // kept out of the commit, by path
@@ -61,6 +64,21 @@ struct CommitResult {
   };
   std::vector<LineStat> line_stats;
   static constexpr size_t kMaxLineStats = 1000;
+};
+
+// The git directory an agent gets inside its sandbox (see sandbox_git.cc).
+struct SandboxGit {
+  std::string dir;       // a git directory of its own: HEAD, config, refs, index, objects
+  std::string git_file;  // "gitdir: <dir>": shown read-only over the worktree's .git inside
+  std::string objects;   // the repository's object store: dir's alternate, shared read-only
+  std::string start;     // the branch head the try started from (hex)
+};
+
+// What came of the commits an agent made with git inside its sandbox.
+struct AgentCommits {
+  std::string head;     // the task branch's head afterwards, when they were kept (hex)
+  size_t commits = 0;   // how many were kept
+  std::string refused;  // why they were not kept ("" when there were none, or they were)
 };
 
 struct BranchToMerge {
@@ -158,13 +176,31 @@ class Repository {
   // ignored files, for a task's next try.
   Expected<> ResetWorkspace(const Workspace& ws, const std::string& commit);
 
-  // Removes the worktree directory and its admin directory. The branch stays.
+  // Removes the worktree directory, its admin directory and the agent's git directory. The
+  // branch stays.
   Expected<> RemoveWorkspace(const Workspace& ws);
 
   // Commits everything the agent changed in `ws` (modified, new files not ignored, deleted,
   // renamed, executable bits, symlinks as links) on top of the branch head, so commits the agent
   // made itself are kept. Unreadable files and nested repositories are kept out and reported.
   Expected<CommitResult> CommitAll(const Workspace& ws, const CommitRequest& request);
+
+  // Makes the git directory the agent of `ws` uses inside its sandbox, afresh for each try: the
+  // task's branch at its current head is its only ref, its config names only the committer, and
+  // the repository's objects are its alternate. Nothing of the repository is writable through it.
+  Expected<SandboxGit> PrepareSandboxGit(const Workspace& ws);
+
+  // After the agent's sandbox has ended: moves the task's branch to the commit the agent's HEAD
+  // names, when it descends from `git.start`, copying the objects the repository lacks. Each is
+  // checked first (type, hash, no .git entry, none of `forbidden`'s bytes: see CommitRequest);
+  // symlinks or hard links in the agent's object store refuse them all. A refusal is not an
+  // error: the branch stays, and the files are still committed by CommitAll.
+  Expected<AgentCommits> KeepAgentCommits(
+      const Workspace& ws, const SandboxGit& git,
+      const std::vector<std::pair<std::string, std::string>>& forbidden);
+
+  // Removes a task's sandbox git directory (the run's folder too, once empty).
+  Expected<> RemoveSandboxGit(const std::string& run, const std::string& task);
 
   // Marks a workspace as in use by a running sandbox (git's worktree lock); Clean never touches
   // a locked one.

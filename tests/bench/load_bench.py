@@ -93,9 +93,14 @@ def main():
         jobs = int(args[args.index("--jobs") + 1])
     # Three runs of each size: descriptors and CPU depend on how many tasks run at the moment of
     # a sample; the peak over three runs, and the median CPU per task, are steadier.
+    # Interleaved (50, 200, 50, 200, ...): a shared machine's drift then weighs on both sizes.
+    samples = {n: [] for n in sizes}
+    for _ in range(3):
+        for n in sizes:
+            samples[n].append(measure(corral, n, jobs))
     rows = []
     for n in sizes:
-        runs = [measure(corral, n, jobs) for _ in range(3)]
+        runs = samples[n]
         cpu = sorted(r["cpu_ms_per_task"] for r in runs)[1]
         wall = sorted(r["wall_s"] for r in runs)[1]
         rows.append({"tasks": n, "wall_s": wall, "cpu_ms_per_task": cpu,

@@ -209,6 +209,73 @@ TEST_F(RunTest, TheAgentCannotReachTheMainRepository) {
       << log;
 }
 
+TEST_F(RunTest, GitWorksInsideButOnlyOnTheTasksBranch) {
+  // The agent commits with git, then tries to move main, plant config and hooks, replace its
+  // .git file and reach a sibling task's worktree. Afterwards the user runs git in the repository
+  // and in the task's worktree: nothing planted runs.
+  std::string marker = scratch_.path() + "/planted";
+  std::string config = ReadFile(repo_.path() + "/.git/config");
+  auto hooks_of = [&] {
+    std::set<std::string> names;
+    for (const auto& e : fs::directory_iterator(repo_.path() + "/.git/hooks")) names.insert(e.path());
+    return names;
+  };
+  std::set<std::string> hooks = hooks_of();
+  std::string script = R"(
+git status --porcelain; echo status=$?
+echo b > b.txt && git add b.txt && git commit -qm 'agent: b'; echo commit=$?
+git update-ref refs/heads/main HEAD; git branch -f other HEAD
+git config core.fsmonitor 'touch MARKER'; git config core.hooksPath /tmp
+hooks="$(git rev-parse --git-common-dir)/hooks"; mkdir -p "$hooks"
+printf '#!/bin/sh
+touch MARKER
+' > "$hooks/post-checkout"; chmod +x "$hooks/post-checkout"
+echo 'gitdir: /elsewhere' > .git || echo replace=refused
+rm -f .git || echo remove=refused
+git -C ../other status || echo sibling=unreachable
+test -e REPO/.git/config || echo repository=unseen
+echo c > c.txt
+git log --format=%s
+)";
+  for (auto [from, to] : {std::pair{"MARKER", marker}, std::pair{"REPO", repo_.path()}}) {
+    for (size_t at; (at = script.find(from)) != std::string::npos;) script.replace(at, strlen(from), to);
+  }
+  Output o = Run("[[task]]\nid = \"agent\"\npolicy = \"" POLICIES_DIR
+                 "/default.toml\"\nrun = [\"sh\", \"-c\", '''" + script + "''']\n\n" +
+                 Task("other", "echo other > other.txt; sleep 1"));
+  EXPECT_EQ(o.status, 0) << o.err;
+  json r = Report();
+  std::string run = r["run"];
+  json agent = Find(r, "agent");
+  EXPECT_EQ(agent["status"], "succeeded") << agent.dump();
+  EXPECT_EQ(agent["agent_commits"], 1) << agent.dump();
+  EXPECT_EQ(agent["files_changed"], json({"b.txt", "c.txt"}));
+  std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/logs/agent.log");
+  for (const char* line : {"status=0\n", "commit=0\n", "replace=refused\n", "remove=refused\n",
+                           "sibling=unreachable\n", "repository=unseen\n", "agent: b\nbase\n"}) {
+    EXPECT_NE(log.find(line), std::string::npos) << line << " in:\n" << log;
+  }
+  std::string branch = "corral/" + run + "/agent";
+  EXPECT_EQ(Git({"log", "--format=%s", branch}).out, "corral: task agent\nagent: b\nbase\n");
+  EXPECT_EQ(Git({"for-each-ref", "--format=%(refname)"}).out,
+            "refs/heads/corral/" + run + "/agent\nrefs/heads/corral/" + run +
+                "/merged\nrefs/heads/corral/" + run + "/other\nrefs/heads/main\n");
+  EXPECT_EQ(ReadFile(repo_.path() + "/.git/config"), config);
+  EXPECT_EQ(hooks_of(), hooks);
+  // The user opens the task's worktree with git: its real .git, and nothing the agent planted.
+  std::string worktree = repo_.path() + "/.git/corral/worktrees/" + run + "/agent";
+  EXPECT_EQ(ReadFile(worktree + "/.git"),
+            "gitdir: " + repo_.path() + "/.git/worktrees/" + run + ".agent\n");
+  Output status = RunCommand({"/usr/bin/git", "-C", worktree, "status", "--porcelain"});
+  EXPECT_EQ(status.status, 0) << status.err;
+  EXPECT_EQ(status.out, "");
+  EXPECT_EQ(RunCommand({"/usr/bin/git", "-C", worktree, "checkout", "-q", "-b", "user-look"}).status, 0);
+  EXPECT_EQ(RunCommand({"/usr/bin/git", "-C", worktree, "checkout", "-q", branch}).status, 0);
+  Git({"status"});
+  EXPECT_FALSE(fs::exists(marker)) << "a hook or fsmonitor the agent planted ran";
+  Git({"branch", "-D", "user-look"});
+}
+
 TEST_F(RunTest, TasksCannotTouchEachOtherOrTheirInputs) {
   // "b" runs after "a" and tries to write into a's worktree (a sibling path) and into its own
   // read-only inputs.

@@ -78,7 +78,7 @@ class WorktreeTest : public ::testing::Test {
       WriteFile(ws.path + "/" + path, content);
     }
     for (const std::string& path : removed) fs::remove(ws.path + "/" + path);
-    auto c = repo_->CommitAll(ws, {"r1", task, "p@0", {}});
+    auto c = repo_->CommitAll(ws, {"r1", task, "p@0", {}, {}});
     EXPECT_TRUE(c && c->committed) << (c ? "no change" : c.error().message);
     return {task, ws.branch};
   }
@@ -111,7 +111,7 @@ TEST_F(WorktreeTest, AResetLeavesNothingOfTheLastTry) {
   WriteFile(ws.path + "/.gitignore", "*.log\n*.tmp\n");  // the base has one: this try changes it
   WriteFile(ws.path + "/build.log", "ignored\n");
   WriteFile(ws.path + "/committed.txt", "c\n");
-  ASSERT_TRUE(repo_->CommitAll(ws, {"r1", "again", "p@0", {}}));
+  ASSERT_TRUE(repo_->CommitAll(ws, {"r1", "again", "p@0", {}, {}}));
   WriteFile(ws.path + "/staged.txt", "s\n");
   EXPECT_EQ(Git({"add", "staged.txt"}, ws.path).status, 0);
   WriteFile(ws.path + "/untracked.txt", "u\n");
@@ -203,7 +203,7 @@ TEST_F(WorktreeTest, CommitsEveryKindOfChange) {
   WriteFile(ws.path + "/debug.log", "ignored? no longer: .gitignore is deleted\n");
   WriteFile(ws.path + "/line\nbreak", "odd name\n");
   WriteFile(ws.path + "/latin1-\xe9", "odd name\n");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "code_implementer@abc123", {}});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "code_implementer@abc123", {}, {}});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(c->committed);
   EXPECT_EQ(Git({"rev-parse", "corral/r1/t"}).out, c->commit + "\n");
@@ -259,7 +259,7 @@ TEST_F(WorktreeTest, NothingTheAgentPlantedRunsAtCommit) {
   }
   WriteFile(ws.path + "/.gitattributes", "*.txt filter=x\n");
   WriteFile(ws.path + "/a.txt", "changed\n");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(c->committed);
   EXPECT_FALSE(fs::exists(marker)) << "something the agent planted ran";
@@ -274,7 +274,7 @@ TEST_F(WorktreeTest, NothingTheAgentPlantedRunsAtCommit) {
 TEST_F(WorktreeTest, IgnoredFilesStayOut) {
   Workspace ws = Create("r1", "t");
   WriteFile(ws.path + "/build.log", "noise\n");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}});
   ASSERT_TRUE(c);
   EXPECT_FALSE(c->committed);
   EXPECT_EQ(c->commit, base_);
@@ -282,7 +282,7 @@ TEST_F(WorktreeTest, IgnoredFilesStayOut) {
 
 TEST_F(WorktreeTest, NoChangeMeansNoCommit) {
   Workspace ws = Create("r1", "t");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_FALSE(c->committed);
   EXPECT_TRUE(c->files_changed.empty());
@@ -296,7 +296,7 @@ TEST_F(WorktreeTest, TheAgentsOwnCommitsAreKept) {
   Git({"-c", "user.name=Agent", "-c", "user.email=a@x", "commit", "-q", "-m", "agent commit"},
       ws.path);
   WriteFile(ws.path + "/after.txt", "uncommitted\n");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}});
   ASSERT_TRUE(c && c->committed);
   EXPECT_EQ(c->files_changed, std::vector<std::string>{"after.txt"});
   EXPECT_EQ(Git({"log", "--format=%s", base_ + "..corral/r1/t"}).out,
@@ -309,7 +309,7 @@ TEST_F(WorktreeTest, NestedRepositoriesAndUnreadableFilesAreReported) {
   WriteFile(ws.path + "/vendor/lib/x.c", "int x;\n");
   WriteFile(ws.path + "/secret.key", "k\n", 0000);
   WriteFile(ws.path + "/ok.txt", "fine\n");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(c->committed);
   Output tree = Git({"ls-tree", "-r", "--name-only", "corral/r1/t"});
@@ -520,6 +520,181 @@ TEST_F(WorktreeTest, TaskBranchesDoNotVouchForEachOther) {
   EXPECT_EQ(Describe(*items),
             "kept corral/r2/p: its work is on no other branch\n"
             "kept corral/r2/q: its work is on no other branch\n");
+}
+
+// --- Git inside the sandbox: the agent's own git directory, and its commits brought back ---
+
+class SandboxGitTest : public WorktreeTest {
+ protected:
+  void SetUp() override {
+    WorktreeTest::SetUp();
+    ws_ = Create("r1", "agent");
+    auto g = repo_->PrepareSandboxGit(ws_);
+    ASSERT_TRUE(g) << g.error().message;
+    git_ = *g;
+    refs_ = Git({"for-each-ref"}).out;
+    config_ = ReadFile(dir_.path() + "/.git/config");
+  }
+
+  void TearDown() override {
+    // Nothing of the repository but the task's branch ever changes.
+    EXPECT_EQ(OtherRefs(Git({"for-each-ref"}).out), OtherRefs(refs_));
+    EXPECT_EQ(ReadFile(dir_.path() + "/.git/config"), config_);
+    WorktreeTest::TearDown();
+  }
+
+  // git as the agent runs it inside: the worktree's .git names the agent's git directory.
+  Output AgentGit(std::vector<std::string> args) {
+    args.insert(args.begin(), {"/usr/bin/git", "--git-dir=" + git_.dir, "--work-tree=" + ws_.path,
+                               "-C", ws_.path});
+    return RunCommand(args);
+  }
+
+  std::string Branch() { return Git({"rev-parse", "corral/r1/agent"}).out; }
+
+  static std::string OtherRefs(const std::string& refs) {
+    std::string out;
+    std::istringstream lines(refs);
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.ends_with("\trefs/heads/corral/r1/agent")) out += line + "\n";
+    }
+    return out;
+  }
+
+  Workspace ws_;
+  SandboxGit git_;
+  std::string refs_, config_;
+};
+
+TEST_F(SandboxGitTest, TheAgentsGitDirectoryHoldsOnlyItsBranch) {
+  EXPECT_EQ(ReadFile(git_.git_file), "gitdir: " + git_.dir + "\n");
+  EXPECT_EQ(git_.start + "\n", Branch());
+  EXPECT_EQ(AgentGit({"status", "--porcelain"}).out, "");
+  EXPECT_EQ(AgentGit({"for-each-ref", "--format=%(refname)"}).out,
+            "refs/heads/corral/r1/agent\n");
+  EXPECT_EQ(AgentGit({"config", "--local", "--get", "user.email"}).out, "test@example.com\n");
+  EXPECT_EQ(AgentGit({"config", "--local", "--get", "core.hooksPath"}).status, 1);
+  EXPECT_EQ(AgentGit({"log", "--format=%s"}).out, "base\n");
+}
+
+TEST_F(SandboxGitTest, TheAgentsCommitsAreKeptAndTheRestGoesOnTop) {
+  WriteFile(ws_.path + "/new.txt", "agent\n");
+  ASSERT_EQ(AgentGit({"add", "new.txt"}).status, 0);
+  ASSERT_EQ(AgentGit({"commit", "-q", "-m", "agent: one"}).status, 0);
+  WriteFile(ws_.path + "/a.txt", "changed\n");
+  ASSERT_EQ(AgentGit({"commit", "-q", "-a", "-m", "agent: two"}).status, 0);
+  // What the agent plants in its own git directory stays there.
+  ASSERT_EQ(AgentGit({"update-ref", "refs/heads/main", "HEAD"}).status, 0);
+  ASSERT_EQ(AgentGit({"config", "core.fsmonitor", "touch " + dir_.path() + "/planted"}).status, 0);
+  WriteFile(ws_.path + "/later.txt", "uncommitted\n");
+
+  auto kept = repo_->KeepAgentCommits(ws_, git_, {});
+  ASSERT_TRUE(kept) << kept.error().message;
+  EXPECT_EQ(kept->commits, 2u);
+  EXPECT_EQ(kept->refused, "");
+  EXPECT_EQ(kept->head + "\n", Branch());
+  auto c = repo_->CommitAll(ws_, {"r1", "agent", "p@0", {}, git_.start});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->committed);
+  EXPECT_EQ(c->files_changed, (std::vector<std::string>{"a.txt", "later.txt", "new.txt"}))
+      << "everything since the start, the agent's commits included";
+  EXPECT_EQ(Git({"log", "--format=%s", "corral/r1/agent"}).out,
+            "corral: task agent\nagent: two\nagent: one\nbase\n");
+  EXPECT_EQ(Git({"status", "--porcelain"}, ws_.path).out, "") << "the user's view agrees";
+  EXPECT_FALSE(fs::exists(dir_.path() + "/planted"));
+}
+
+TEST_F(SandboxGitTest, CommitsThatSayEverythingLeaveNoAutoCommit) {
+  WriteFile(ws_.path + "/new.txt", "agent\n");
+  ASSERT_EQ(AgentGit({"add", "new.txt"}).status, 0);
+  ASSERT_EQ(AgentGit({"commit", "-q", "-m", "agent: all"}).status, 0);
+  ASSERT_TRUE(repo_->KeepAgentCommits(ws_, git_, {}));
+  auto c = repo_->CommitAll(ws_, {"r1", "agent", "p@0", {}, git_.start});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_TRUE(c->committed) << "the task changed something: its own commit";
+  EXPECT_EQ(c->files_changed, std::vector<std::string>{"new.txt"});
+  EXPECT_EQ(Git({"log", "--format=%s", "corral/r1/agent"}).out, "agent: all\nbase\n");
+}
+
+TEST_F(SandboxGitTest, PackedObjectsAndABranchOfItsOwnAreKept) {
+  ASSERT_EQ(AgentGit({"checkout", "-q", "-b", "feature"}).status, 0);
+  WriteFile(ws_.path + "/f.txt", "feature\n");
+  ASSERT_EQ(AgentGit({"add", "f.txt"}).status, 0);
+  ASSERT_EQ(AgentGit({"commit", "-q", "-m", "agent: feature"}).status, 0);
+  ASSERT_EQ(AgentGit({"gc", "-q", "--prune=now"}).status, 0);
+  auto kept = repo_->KeepAgentCommits(ws_, git_, {});
+  ASSERT_TRUE(kept) << kept.error().message;
+  EXPECT_EQ(kept->refused, "");
+  EXPECT_EQ(kept->commits, 1u);
+  EXPECT_EQ(Git({"log", "-1", "--format=%s", "corral/r1/agent"}).out, "agent: feature\n");
+}
+
+TEST_F(SandboxGitTest, ASecretInACommitKeepsThemAllOut) {
+  WriteFile(ws_.path + "/n.txt", "fine\n");
+  ASSERT_EQ(AgentGit({"add", "n.txt"}).status, 0);
+  ASSERT_EQ(AgentGit({"commit", "-q", "-m", "token s3cr3t-value"}).status, 0);
+  auto kept = repo_->KeepAgentCommits(ws_, git_, {{"secret API_KEY", "s3cr3t-value"}});
+  ASSERT_TRUE(kept) << kept.error().message;
+  EXPECT_EQ(kept->commits, 0u);
+  EXPECT_NE(kept->refused.find("holds secret API_KEY"), std::string::npos) << kept->refused;
+  EXPECT_EQ(kept->refused.find("s3cr3t-value"), std::string::npos);
+  EXPECT_EQ(Branch(), git_.start + "\n");
+  // The commit object never reached the repository.
+  std::string tip = AgentGit({"rev-parse", "HEAD"}).out;
+  tip.pop_back();
+  EXPECT_NE(Git({"cat-file", "-e", tip}).status, 0);
+}
+
+TEST_F(SandboxGitTest, ALinkInTheObjectStoreKeepsThemAllOut) {
+  // A symlink in place of an object would have corral copy a file the agent cannot read.
+  WriteFile(dir_.path() + "/../outside-secret", "private\n");
+  WriteFile(ws_.path + "/n.txt", "fine\n");
+  ASSERT_EQ(AgentGit({"add", "n.txt"}).status, 0);
+  ASSERT_EQ(AgentGit({"commit", "-q", "-m", "agent"}).status, 0);
+  std::string tip = AgentGit({"rev-parse", "HEAD"}).out;
+  std::string object = git_.dir + "/objects/" + tip.substr(0, 2) + "/" + tip.substr(2, 38);
+  ASSERT_TRUE(fs::exists(object));
+  fs::remove(object);
+  fs::create_symlink(dir_.path() + "/../outside-secret", object);
+  auto kept = repo_->KeepAgentCommits(ws_, git_, {});
+  ASSERT_TRUE(kept) << kept.error().message;
+  EXPECT_NE(kept->refused.find("not a plain file"), std::string::npos) << kept->refused;
+  EXPECT_EQ(Branch(), git_.start + "\n");
+}
+
+TEST_F(SandboxGitTest, HistoryThatLeavesTheStartIsNotKept) {
+  ASSERT_EQ(AgentGit({"checkout", "-q", "--orphan", "elsewhere"}).status, 0);
+  ASSERT_EQ(AgentGit({"commit", "-q", "-m", "unrelated"}).status, 0);
+  auto kept = repo_->KeepAgentCommits(ws_, git_, {});
+  ASSERT_TRUE(kept) << kept.error().message;
+  EXPECT_NE(kept->refused.find("does not descend"), std::string::npos) << kept->refused;
+  EXPECT_EQ(Branch(), git_.start + "\n");
+}
+
+TEST_F(SandboxGitTest, ATreeWithADotGitEntryIsNotKept) {
+  WriteFile(ws_.path + "/hook", "#!/bin/sh\n");
+  std::string blob = AgentGit({"hash-object", "-w", "hook"}).out;
+  ASSERT_EQ(blob.size(), 41u);
+  blob.pop_back();
+  Output tree = RunCommand({"/bin/sh", "-c",
+                            "printf '100644 blob " + blob + "\\t.GIT\\n' | git --git-dir=" +
+                                git_.dir + " mktree"});
+  ASSERT_EQ(tree.status, 0) << tree.err;
+  std::string head = AgentGit({"rev-parse", "HEAD"}).out;
+  head.pop_back();
+  Output commit = AgentGit({"commit-tree", tree.out.substr(0, 40), "-p", head, "-m", "x"});
+  ASSERT_EQ(commit.status, 0) << commit.err;
+  ASSERT_EQ(AgentGit({"update-ref", "HEAD", commit.out.substr(0, 40)}).status, 0);
+  auto kept = repo_->KeepAgentCommits(ws_, git_, {});
+  ASSERT_TRUE(kept) << kept.error().message;
+  EXPECT_NE(kept->refused.find("an entry named '.GIT'"), std::string::npos) << kept->refused;
+  EXPECT_EQ(Branch(), git_.start + "\n");
+}
+
+TEST_F(SandboxGitTest, RemovingTheWorkspaceRemovesTheAgentsGitDirectory) {
+  ASSERT_TRUE(repo_->RemoveWorkspace(ws_));
+  EXPECT_FALSE(fs::exists(git_.dir));
+  EXPECT_FALSE(fs::exists(git_.git_file));
 }
 
 }  // namespace
