@@ -29,6 +29,8 @@ class EventLog {
                                                      const std::string& run, const SigningKey* key);
   // Opens an existing log for appending (a resumed run); a torn last line is cut off first.
   static std::expected<EventLog, std::string> Open(const std::string& path, const SigningKey* key);
+  // The file was renamed (its folder moved into place): messages name `path` from now on.
+  void Moved(std::string path) { path_ = std::move(path); }
   EventLog(EventLog&& o) noexcept;
   EventLog& operator=(EventLog&&) = delete;
   ~EventLog();

@@ -29,6 +29,7 @@
 #include "launcher/policy_file.h"
 #include "launcher/redact.h"
 #include "launcher/report_html.h"
+#include "launcher/progress.h"
 #include "launcher/scheduler.h"
 #include "launcher/spec_from_policy.h"
 #include "launcher/trace.h"
@@ -203,6 +204,11 @@ class Runner {
   int throttled_ = 0;  // HTTP 429s the egress proxy saw since the scheduler last heard
   bool stopping_ = false;
   bool finished_ = false;  // the run ended; the stopper thread is told to leave
+  // On a terminal: the live table instead of a line per state change, and (with a terminal on
+  // stdin too) approvals asked there. answers_: (task, yes) from the asking thread.
+  std::unique_ptr<LiveTable> live_;
+  std::vector<std::pair<size_t, bool>> answers_;
+  size_t asking_ = 0;  // questions put and not answered yet
   int stop_signal_ = 0;
 };
 
@@ -250,7 +256,7 @@ void Runner::RecordSandbox(const std::string& task, int attempt, const char* pha
 }
 
 void Runner::Say(const std::string& line) {
-  if (json_) return;
+  if (json_ || live_) return;
   double secs = std::chrono::duration<double>(Clock::now() - start_).count();
   std::fprintf(stderr, "[%6.1fs] %s\n", secs, line.c_str());
 }
@@ -453,6 +459,8 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   }
   if (kept->commits) r.sandbox["agent_commits"] = kept->commits;
   if (!kept->refused.empty()) r.sandbox["agent_commits_refused"] = kept->refused;
+  // What it kept is in the repository now; what it did not is refused for good.
+  (void)repo->RemoveSandboxGit(run_, id);
   auto commit = repo->CommitAll(*ws, {run_, id, c.policy_ref, redactor_.secrets(), git->start});
   if (commit) commit_span.attributes["corral.commit"] = commit->commit;
   tracer_->End(commit_span, commit ? "" : commit.error().message);
@@ -588,7 +596,50 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
   run_span_ = tracer_->Start("run " + run_, "", {{"corral.run", run_}});
   std::thread stopper([this] { Stopper(); });
   std::map<size_t, std::thread> workers;
-  while (!sched.Done()) {
+
+  const char* term = std::getenv("TERM");
+  if (!json_ && IsTerminal(STDERR_FILENO) && !(term && std::string(term) == "dumb")) {
+    std::vector<std::string> ids;
+    for (const TaskConfig& c : tasks_) ids.push_back(c.task->id);
+    live_ = std::make_unique<LiveTable>(STDERR_FILENO, std::move(ids), dir_ + "/logs");
+  }
+  auto show = [&] {
+    if (!live_) return;
+    for (size_t t = 0; t < tasks_.size(); ++t) {
+      auto it = last.find(t);
+      bool ended = IsFinal(sched.state(t));
+      live_->Set(t, ended && it != last.end() ? it->second.status : Name(sched.state(t)),
+                 sched.tries(t));
+    }
+  };
+  // A person at the terminal answers approvals as they come, while the other tasks run.
+  bool ask = live_ && IsTerminal(STDIN_FILENO);
+  std::vector<size_t> questions;
+  std::thread asker;
+  auto put_question = [&](size_t t) {
+    {
+      std::lock_guard lock(mu_);
+      ++asking_;
+    }
+    if (asker.joinable()) asker.join();  // the one before has been answered
+    asker = std::thread([this, t] {
+      std::optional<bool> yes = live_->Ask(
+          "corral: task '" + tasks_[t].task->id + "' (policy " +
+              tasks_[t].policy_ref.substr(0, tasks_[t].policy_ref.find('@')) +
+              ") needs a person's approval. Run it?",
+          STDIN_FILENO);
+      std::lock_guard lock(mu_);
+      --asking_;
+      if (yes) answers_.emplace_back(t, *yes);
+      cv_.notify_all();
+    });
+  };
+  auto asking = [&] {
+    std::lock_guard lock(mu_);
+    return asking_ > 0 || !answers_.empty();
+  };
+  show();
+  while (!sched.Done() || asking() || !questions.empty()) {
     Millis now = std::chrono::duration_cast<Millis>(Clock::now() - start_);
     bool stopping;
     {
@@ -625,24 +676,48 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
                  {"policy", tasks_[t].policy_ref}});
           Say(tasks_[t].task->id + ": awaiting approval (corral approve " + run_ + " " +
               tasks_[t].task->id + ", then corral resume " + run_ + ")");
+          if (ask) questions.push_back(t);
         }
       }
+      // One question at a time, in the order the tasks came to wait.
+      bool free;
+      {
+        std::lock_guard lock(mu_);
+        free = asking_ == 0;
+      }
+      if (free && !questions.empty()) {
+        put_question(questions.front());
+        questions.erase(questions.begin());
+      }
+      show();
     } else if (workers.empty()) {
       break;  // interrupted, and nothing runs any more
     }
     // Starting may have left nothing to wait for (the last ready tasks await approval).
-    if (workers.empty() && sched.Done()) break;
+    if (workers.empty() && sched.Done() && !asking() && questions.empty()) break;
     std::vector<std::pair<size_t, TryResult>> finished;
+    std::vector<std::pair<size_t, bool>> answers;
     int throttled = 0;
     {
       std::unique_lock lock(mu_);
       auto wake = sched.NextWake(now);
       auto until = wake ? start_ + *wake : Clock::now() + std::chrono::hours(1);
-      cv_.wait_until(lock, until,
-                     [&] { return !done_.empty() || throttled_ > 0 || (stopping_ && !stopping); });
+      cv_.wait_until(lock, until, [&] {
+        return !done_.empty() || throttled_ > 0 || (stopping_ && !stopping) || !answers_.empty() ||
+               (asking_ == 0 && !questions.empty());
+      });
       finished.swap(done_);
       throttled = std::exchange(throttled_, 0);
+      answers.swap(answers_);
     }
+    for (auto [t, yes] : answers) {
+      if (!yes) continue;  // it keeps waiting: corral approve, or resume asks again
+      Event({{"type", "approval"}, {"task", tasks_[t].task->id}, {"by", UserName()},
+             {"how", "terminal"}},
+            /*sign=*/true);
+      sched.Approve(t);
+    }
+    answers.clear();
     now = std::chrono::duration_cast<Millis>(Clock::now() - start_);
     // An allowed API answered 429: the shared resource is saturated, so -j auto backs off.
     if (throttled > 0) {
@@ -701,7 +776,13 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
       Say(line);
       last[t] = std::move(r);
     }
+    show();
   }
+  if (live_) {
+    show();
+    live_->Stop();  // an unanswered question is dropped: the task stays awaiting approval
+  }
+  if (asker.joinable()) asker.join();
   {
     std::lock_guard lock(mu_);
     finished_ = true;
@@ -963,16 +1044,20 @@ int RunPlan(const RunRequest& request) {
   auto key = SigningKey::LoadOrCreate(SigningKey::DefaultPath());
   if (!key) return BadInput(key.error());
 
+  // A run exists once its run-start record is on disk: the run directory is made whole under a
+  // hidden name and renamed into place (a kill before that leaves no run to resume, only the
+  // hidden folder, which no command lists). The locks are held through descriptors.
   std::string run_id = NewRunId();
   std::string run_dir = repo->common_dir() + "/corral/runs/" + run_id;
+  std::string staging = repo->common_dir() + "/corral/runs/." + run_id;
   std::error_code ec;
-  fs::create_directories(run_dir + "/logs", ec);
-  if (ec) return BadInput("create " + run_dir + ": " + ec.message());
-  auto lock = LockRun(run_dir);
+  fs::create_directories(staging + "/logs", ec);
+  if (ec) return BadInput("create " + staging + ": " + ec.message());
+  auto lock = LockRun(staging);
   if (!lock) return BadInput(lock.error());
-  auto sandboxes = HoldSandboxes(run_dir);
+  auto sandboxes = HoldSandboxes(staging);
   if (!sandboxes) return BadInput(sandboxes.error());
-  auto log = EventLog::Create(run_dir + "/events.jsonl", run_id, &*key);
+  auto log = EventLog::Create(staging + "/events.jsonl", run_id, &*key);
   if (!log) return BadInput(log.error());
   char hostname[256] = {};
   gethostname(hostname, sizeof(hostname) - 1);
@@ -996,6 +1081,8 @@ int RunPlan(const RunRequest& request) {
                 {"order", order},
                 {"trace_id", trace_id}};
   if (auto r = log->Append(start); !r) return BadInput(r.error());
+  if (rename(staging.c_str(), run_dir.c_str()) != 0) return BadInput(Errno("rename " + staging));
+  log->Moved(run_dir + "/events.jsonl");
   if (request.json)
     std::printf("%s\n", start.dump().c_str());
   else

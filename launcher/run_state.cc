@@ -26,7 +26,9 @@ std::expected<std::vector<std::string>, std::string> ListRuns(const std::string&
   std::vector<std::string> runs;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(*dir, ec)) {
-    if (fs::exists(e.path() / "events.jsonl")) runs.push_back(e.path().filename().string());
+    std::string name = e.path().filename().string();
+    if (name.starts_with(".")) continue;  // a run being made (or one killed while it was)
+    if (fs::exists(e.path() / "events.jsonl")) runs.push_back(name);
   }
   std::sort(runs.begin(), runs.end());  // ids start with the UTC time
   return runs;

@@ -276,7 +276,8 @@ Expected<AgentCommits> Repository::KeepAgentCommits(
                           git_odb_object_size(obj.get()));
     for (const auto& [label, bytes] : forbidden) {
       if (!bytes.empty() && data.find(bytes) != std::string_view::npos) {
-        return refuse(std::string(git_object_type2string(type)) + " " + hex + " holds " + label);
+        return refuse(std::string(git_object_type2string(type)) + " " + hex +
+                      " holds the value of secret " + label);
       }
     }
     todo.push_back({id, type, true});

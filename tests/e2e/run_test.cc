@@ -609,6 +609,8 @@ TEST_F(RunTest, SecretValuesNeverReachAnythingCorralWrites) {
       port +
       "/index.html?k=$TOKEN; sh -c 'true '$TOKEN; "
       "echo talked > talked.txt\"]\n\n" +
+      "[[task]]\nid = \"committer\"\npolicy = \"s.toml\"\n"
+      "run = [\"sh\", \"-c\", \"echo ok > c.txt; git add c.txt; git commit -qm \\\"key $TOKEN\\\"\"]\n\n" +
       Task("reader", "cat $CORRAL_INPUTS/talker.json > seen.txt", "depends_on = [\"talker\"]");
   // A secrets file others can read is refused, and nothing is created.
   Output loose = Run(plan, {"--secrets-file", secrets});
@@ -630,6 +632,15 @@ TEST_F(RunTest, SecretValuesNeverReachAnythingCorralWrites) {
   EXPECT_EQ(Find(r, "talker")["status"], "succeeded");
   EXPECT_EQ(Find(r, "talker")["output"], json({{"token", "[REDACTED:TOKEN]"}}));
   EXPECT_EQ(Find(r, "reader")["status"], "succeeded");
+  // A commit whose message holds the value is not kept; its files are, by the auto-commit.
+  json committer = Find(r, "committer");
+  EXPECT_EQ(committer["status"], "succeeded") << committer.dump();
+  EXPECT_EQ(committer["files_changed"], json({"c.txt"}));
+  EXPECT_NE(committer.value("agent_commits_refused", "").find("holds the value of secret TOKEN"),
+            std::string::npos)
+      << committer.dump();
+  EXPECT_FALSE(fs::exists(repo_.path() + "/.git/corral/gitdirs/" + run + "/committer"))
+      << "the agent's own git directory is gone once its commits were looked at";
   std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/logs/talker.log");
   EXPECT_NE(log.find("my token is [REDACTED:TOKEN]\n"), std::string::npos) << log;
   EXPECT_NE(log.find("err [REDACTED:TOKEN]\n"), std::string::npos) << log;
