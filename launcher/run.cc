@@ -600,6 +600,7 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
   const char* term = std::getenv("TERM");
   if (!json_ && IsTerminal(STDERR_FILENO) && !(term && std::string(term) == "dumb")) {
     std::vector<std::string> ids;
+    ids.reserve(tasks_.size());
     for (const TaskConfig& c : tasks_) ids.push_back(c.task->id);
     live_ = std::make_unique<LiveTable>(STDERR_FILENO, std::move(ids), dir_ + "/logs");
   }
