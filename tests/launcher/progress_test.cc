@@ -27,6 +27,7 @@ TEST(ProgressTableTest, AFrameHasAHeaderARowPerTaskAndASummary) {
 
 TEST(ProgressTableTest, ManyTasksShowTheRunningOnesFirstWithinTheHeight) {
   std::vector<std::string> ids;
+  ids.reserve(200);
   for (int i = 0; i < 200; ++i) ids.push_back("t" + std::to_string(i));
   ProgressTable table(ids);
   Clock::time_point t0 = Clock::now();
