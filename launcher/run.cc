@@ -461,7 +461,8 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   if (!kept->refused.empty()) r.sandbox["agent_commits_refused"] = kept->refused;
   // What it kept is in the repository now; what it did not is refused for good.
   (void)repo->RemoveSandboxGit(run_, id);
-  auto commit = repo->CommitAll(*ws, {run_, id, c.policy_ref, redactor_.secrets(), git->start});
+  auto commit = repo->CommitAll(
+      *ws, {run_, id, c.policy_ref, redactor_.secrets(), git->start, kept->not_checked_out});
   if (commit) commit_span.attributes["corral.commit"] = commit->commit;
   tracer_->End(commit_span, commit ? "" : commit.error().message);
   r.ended_at = Iso8601(std::chrono::system_clock::now());

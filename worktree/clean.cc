@@ -195,7 +195,7 @@ Expected<std::vector<CleanItem>> Repository::Clean(const CleanOptions& options) 
     if (item.action == CleanItem::Action::kArchived) {
       git_oid head = b.head;
       if (dirty) {
-        auto c = CommitAll(*ws, {item.run, item.task, "corral-clean@archive", {}, {}});
+        auto c = CommitAll(*ws, {item.run, item.task, "corral-clean@archive", {}, {}, {}});
         if (!c) return std::unexpected(c.error());
         git_oid_fromstr(&head, c->commit.c_str());
       }

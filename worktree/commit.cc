@@ -20,6 +20,7 @@ struct AddPayload {
   std::vector<Skipped>* skipped;
   const std::vector<std::pair<std::string, std::string>>* forbidden;
   std::vector<Skipped>* withheld;
+  const std::set<std::string>* unchanged;  // CommitRequest::not_checked_out
 };
 
 // The label of the first forbidden value in `data`, or nullptr.
@@ -51,6 +52,7 @@ const std::string* FileHolds(int fd,
 // recorded once, with the reason.
 int FilterPath(const char* path, const char* /*matched_pathspec*/, void* data) {
   auto* p = static_cast<AddPayload*>(data);
+  if (p->unchanged->count(path)) return 1;  // outside a sparse checkout: absent, not deleted
   std::string full = p->workdir + path;
   while (full.size() > 1 && full.back() == '/') full.pop_back();
   struct stat st;
@@ -131,7 +133,8 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   if (git_index_read(index.get(), 1) != 0) return GitError("read index of " + ws.path);
 
   CommitResult result;
-  AddPayload payload{workdir, &result.skipped, &request.forbidden, &result.withheld};
+  AddPayload payload{workdir, &result.skipped, &request.forbidden, &result.withheld,
+                     &request.not_checked_out};
   char star[] = "*";
   char* patterns[] = {star};
   git_strarray all = {patterns, 1};

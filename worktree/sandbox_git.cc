@@ -212,6 +212,18 @@ Expected<AgentCommits> Repository::KeepAgentCommits(
     out.refused = std::move(why);
     return out;
   };
+  // A sparse checkout: the index marks what it took out of the worktree.
+  struct stat st;
+  if (lstat((g.dir + "/index").c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1) {
+    git_index* raw_index = nullptr;
+    if (git_index_open(&raw_index, (g.dir + "/index").c_str()) == 0) {
+      IndexPtr index(raw_index);
+      for (size_t i = 0; i < git_index_entrycount(index.get()); ++i) {
+        const git_index_entry* e = git_index_get_byindex(index.get(), i);
+        if (e->flags_extended & GIT_INDEX_ENTRY_SKIP_WORKTREE) out.not_checked_out.insert(e->path);
+      }
+    }
+  }
   std::optional<git_oid> tip = AgentHead(g.dir);
   if (!tip) return refuse("its HEAD names no commit");
   if (git_oid_equal(&*tip, &start)) return out;

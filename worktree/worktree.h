@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <chrono>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,6 +44,9 @@ struct CommitRequest {
   // When set (hex): files_changed and line_stats cover everything since this commit, the
   // agent's own commits included, not the new commit alone.
   std::string since;
+  // Paths left as the branch head has them, whatever the worktree holds: those a sparse
+  // checkout the agent made took out of it (AgentCommits::not_checked_out).
+  std::set<std::string> not_checked_out;
 };
 
 struct Skipped {
@@ -79,6 +83,9 @@ struct AgentCommits {
   std::string head;     // the task branch's head afterwards, when they were kept (hex)
   size_t commits = 0;   // how many were kept
   std::string refused;  // why they were not kept ("" when there were none, or they were)
+  // The paths the agent's index marks skip-worktree: a sparse checkout it made (`git
+  // sparse-checkout set`) took them out of the worktree, which does not delete them.
+  std::set<std::string> not_checked_out;
 };
 
 struct BranchToMerge {

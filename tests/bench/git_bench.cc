@@ -112,7 +112,7 @@ void Bench(int files) {
       for (int k = 60; k < 80; ++k) fs::remove(dir + "/d" + std::to_string(k) + "/f" + std::to_string(k) + ".txt");
     }
     auto start = Clock::now();
-    auto c = repo->CommitAll(*ws, {"bench", "w" + std::to_string(i), "bench@0", {}, {}});
+    auto c = repo->CommitAll(*ws, {"bench", "w" + std::to_string(i), "bench@0", {}, {}, {}});
     ours.push_back(Ms(Clock::now() - start));
     if (!c || !c->committed) std::exit((std::fprintf(stderr, "commit failed\n"), 1));
     start = Clock::now();

@@ -78,7 +78,7 @@ class WorktreeTest : public ::testing::Test {
       WriteFile(ws.path + "/" + path, content);
     }
     for (const std::string& path : removed) fs::remove(ws.path + "/" + path);
-    auto c = repo_->CommitAll(ws, {"r1", task, "p@0", {}, {}});
+    auto c = repo_->CommitAll(ws, {"r1", task, "p@0", {}, {}, {}});
     EXPECT_TRUE(c && c->committed) << (c ? "no change" : c.error().message);
     return {task, ws.branch};
   }
@@ -111,7 +111,7 @@ TEST_F(WorktreeTest, AResetLeavesNothingOfTheLastTry) {
   WriteFile(ws.path + "/.gitignore", "*.log\n*.tmp\n");  // the base has one: this try changes it
   WriteFile(ws.path + "/build.log", "ignored\n");
   WriteFile(ws.path + "/committed.txt", "c\n");
-  ASSERT_TRUE(repo_->CommitAll(ws, {"r1", "again", "p@0", {}, {}}));
+  ASSERT_TRUE(repo_->CommitAll(ws, {"r1", "again", "p@0", {}, {}, {}}));
   WriteFile(ws.path + "/staged.txt", "s\n");
   EXPECT_EQ(Git({"add", "staged.txt"}, ws.path).status, 0);
   WriteFile(ws.path + "/untracked.txt", "u\n");
@@ -203,7 +203,7 @@ TEST_F(WorktreeTest, CommitsEveryKindOfChange) {
   WriteFile(ws.path + "/debug.log", "ignored? no longer: .gitignore is deleted\n");
   WriteFile(ws.path + "/line\nbreak", "odd name\n");
   WriteFile(ws.path + "/latin1-\xe9", "odd name\n");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "code_implementer@abc123", {}, {}});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "code_implementer@abc123", {}, {}, {}});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(c->committed);
   EXPECT_EQ(Git({"rev-parse", "corral/r1/t"}).out, c->commit + "\n");
@@ -259,7 +259,7 @@ TEST_F(WorktreeTest, NothingTheAgentPlantedRunsAtCommit) {
   }
   WriteFile(ws.path + "/.gitattributes", "*.txt filter=x\n");
   WriteFile(ws.path + "/a.txt", "changed\n");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}, {}});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(c->committed);
   EXPECT_FALSE(fs::exists(marker)) << "something the agent planted ran";
@@ -274,7 +274,7 @@ TEST_F(WorktreeTest, NothingTheAgentPlantedRunsAtCommit) {
 TEST_F(WorktreeTest, IgnoredFilesStayOut) {
   Workspace ws = Create("r1", "t");
   WriteFile(ws.path + "/build.log", "noise\n");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}, {}});
   ASSERT_TRUE(c);
   EXPECT_FALSE(c->committed);
   EXPECT_EQ(c->commit, base_);
@@ -282,7 +282,7 @@ TEST_F(WorktreeTest, IgnoredFilesStayOut) {
 
 TEST_F(WorktreeTest, NoChangeMeansNoCommit) {
   Workspace ws = Create("r1", "t");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}, {}});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_FALSE(c->committed);
   EXPECT_TRUE(c->files_changed.empty());
@@ -296,7 +296,7 @@ TEST_F(WorktreeTest, TheAgentsOwnCommitsAreKept) {
   Git({"-c", "user.name=Agent", "-c", "user.email=a@x", "commit", "-q", "-m", "agent commit"},
       ws.path);
   WriteFile(ws.path + "/after.txt", "uncommitted\n");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}, {}});
   ASSERT_TRUE(c && c->committed);
   EXPECT_EQ(c->files_changed, std::vector<std::string>{"after.txt"});
   EXPECT_EQ(Git({"log", "--format=%s", base_ + "..corral/r1/t"}).out,
@@ -309,7 +309,7 @@ TEST_F(WorktreeTest, NestedRepositoriesAndUnreadableFilesAreReported) {
   WriteFile(ws.path + "/vendor/lib/x.c", "int x;\n");
   WriteFile(ws.path + "/secret.key", "k\n", 0000);
   WriteFile(ws.path + "/ok.txt", "fine\n");
-  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}});
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}, {}});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(c->committed);
   Output tree = Git({"ls-tree", "-r", "--name-only", "corral/r1/t"});
@@ -593,7 +593,7 @@ TEST_F(SandboxGitTest, TheAgentsCommitsAreKeptAndTheRestGoesOnTop) {
   EXPECT_EQ(kept->commits, 2u);
   EXPECT_EQ(kept->refused, "");
   EXPECT_EQ(kept->head + "\n", Branch());
-  auto c = repo_->CommitAll(ws_, {"r1", "agent", "p@0", {}, git_.start});
+  auto c = repo_->CommitAll(ws_, {"r1", "agent", "p@0", {}, git_.start, {}});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(c->committed);
   EXPECT_EQ(c->files_changed, (std::vector<std::string>{"a.txt", "later.txt", "new.txt"}))
@@ -609,7 +609,7 @@ TEST_F(SandboxGitTest, CommitsThatSayEverythingLeaveNoAutoCommit) {
   ASSERT_EQ(AgentGit({"add", "new.txt"}).status, 0);
   ASSERT_EQ(AgentGit({"commit", "-q", "-m", "agent: all"}).status, 0);
   ASSERT_TRUE(repo_->KeepAgentCommits(ws_, git_, {}));
-  auto c = repo_->CommitAll(ws_, {"r1", "agent", "p@0", {}, git_.start});
+  auto c = repo_->CommitAll(ws_, {"r1", "agent", "p@0", {}, git_.start, {}});
   ASSERT_TRUE(c) << c.error().message;
   EXPECT_TRUE(c->committed) << "the task changed something: its own commit";
   EXPECT_EQ(c->files_changed, std::vector<std::string>{"new.txt"});
@@ -689,6 +689,28 @@ TEST_F(SandboxGitTest, ATreeWithADotGitEntryIsNotKept) {
   ASSERT_TRUE(kept) << kept.error().message;
   EXPECT_NE(kept->refused.find("an entry named '.GIT'"), std::string::npos) << kept->refused;
   EXPECT_EQ(Branch(), git_.start + "\n");
+}
+
+TEST_F(SandboxGitTest, ASparseCheckoutTheAgentMadeDeletesNothing) {
+  // b.txt leaves the worktree with `git sparse-checkout`; it is not a deletion.
+  fs::create_directories(ws_.path + "/dir");
+  WriteFile(ws_.path + "/dir/in.txt", "in\n");
+  ASSERT_EQ(AgentGit({"add", "dir/in.txt"}).status, 0);
+  ASSERT_EQ(AgentGit({"commit", "-q", "-m", "agent: dir"}).status, 0);
+  Output sparse = AgentGit({"sparse-checkout", "set", "--no-cone", "/dir/", "/.gitignore"});
+  ASSERT_EQ(sparse.status, 0) << sparse.err;
+  ASSERT_FALSE(fs::exists(ws_.path + "/b.txt"));
+  ASSERT_FALSE(fs::exists(ws_.path + "/a.txt"));
+  WriteFile(ws_.path + "/dir/in.txt", "changed\n");
+  auto kept = repo_->KeepAgentCommits(ws_, git_, {});
+  ASSERT_TRUE(kept) << kept.error().message;
+  EXPECT_EQ(kept->not_checked_out, (std::set<std::string>{"a.txt", "b.txt"}));
+  auto c = repo_->CommitAll(ws_, {"r1", "agent", "p@0", {}, git_.start, kept->not_checked_out});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->files_changed, std::vector<std::string>{"dir/in.txt"});
+  EXPECT_EQ(Git({"show", "corral/r1/agent:b.txt"}).out, "alpha\n");
+  EXPECT_EQ(Git({"show", "corral/r1/agent:a.txt"}).out, "one\ntwo\nthree\n");
+  EXPECT_EQ(Git({"show", "corral/r1/agent:dir/in.txt"}).out, "changed\n");
 }
 
 TEST_F(SandboxGitTest, RemovingTheWorkspaceRemovesTheAgentsGitDirectory) {
