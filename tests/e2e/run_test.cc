@@ -276,6 +276,19 @@ git log --format=%s
   Git({"branch", "-D", "user-look"});
 }
 
+TEST_F(RunTest, TheAgentHoldsNoDescriptorOfCorrals) {
+  // corral's helper holds the run's sandboxes.lock (fd 4) and its socket to corral (fd 3) while
+  // the sandbox lives; neither, nor anything else of corral's, reaches the agent.
+  Output o = Run(Task("probe",
+                      "for fd in $(seq 3 64); do [ -e /proc/self/fd/$fd ] && "
+                      "echo open $fd $(readlink /proc/self/fd/$fd); done; echo checked"));
+  EXPECT_EQ(o.status, 0) << o.err;
+  json r = Report();
+  std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + r["run"].get<std::string>() +
+                             "/logs/probe.log");
+  EXPECT_EQ(log, "checked\n");
+}
+
 TEST_F(RunTest, TasksCannotTouchEachOtherOrTheirInputs) {
   // "b" runs after "a" and tries to write into a's worktree (a sibling path) and into its own
   // read-only inputs.
