@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "launcher/audit.h"
+#include "sandbox/fdio.h"
 
 namespace corral::launcher {
 namespace {
@@ -101,24 +102,14 @@ EventLog::~EventLog() {
 std::expected<void, std::string> EventLog::Write(const std::string& line, bool sync) {
   if (!failure_.empty()) return std::unexpected(failure_);
   off_t before = lseek(fd_, 0, SEEK_END);
-  size_t done = 0;
-  int err = 0;
-  while (done < line.size()) {
-    ssize_t n = write(fd_, line.data() + done, line.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      err = n < 0 ? errno : ENOSPC;
-      break;
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (err == 0 && sync && fdatasync(fd_) != 0) err = errno;
-  if (err != 0) {
+  std::string what = "append to " + path_;
+  auto written = sandbox::WriteAll(fd_, line, what);
+  if (written && sync && fdatasync(fd_) != 0) written = sandbox::ErrnoError(what);
+  if (!written) {
     // No torn record of corral's own making: the log ends at its last whole record, and stays
     // there (a record left out would make a later one a lie about what happened in between).
     if (before >= 0 && ftruncate(fd_, before) == 0) fdatasync(fd_);
-    failure_ = "append to " + path_ + ": " + std::strerror(err) +
-               "; the log ends at its last whole record and takes no more";
+    failure_ = written.error().message + "; the log ends at its last whole record and takes no more";
     return std::unexpected(failure_);
   }
   return {};

@@ -27,15 +27,16 @@
 #include "launcher/event_log.h"
 #include "launcher/log_capture.h"
 #include "launcher/policy_file.h"
+#include "launcher/progress.h"
 #include "launcher/redact.h"
 #include "launcher/report_html.h"
-#include "launcher/progress.h"
 #include "launcher/scheduler.h"
 #include "launcher/spec_from_policy.h"
 #include "launcher/trace.h"
 #include "launcher/version.h"
 #include "policy/plan.h"
 #include "sandbox/egress_proxy.h"
+#include "sandbox/fdio.h"
 #include "sandbox/sandbox.h"
 #include "worktree/worktree.h"
 
@@ -132,8 +133,10 @@ class Runner {
  public:
   Runner(const policy::Plan& plan, std::vector<TaskConfig> tasks, std::string common_dir,
          std::string base, std::string run_id, std::string run_dir, std::string helper,
-         EventLog* log, bool json_events, HostEnv host, uint64_t log_limit, Tracer* tracer)
-      : host_(std::move(host)),
+         EventLog* log, bool json_events, HostEnv host, uint64_t log_limit, Tracer* tracer,
+         int sandboxes_fd)
+      : sandboxes_fd_(sandboxes_fd),
+        host_(std::move(host)),
         log_limit_(log_limit),
         plan_(plan),
         tasks_(std::move(tasks)),
@@ -176,12 +179,9 @@ class Runner {
   // Writes dir_/name whole or not at all (a temporary file renamed over it); says why not.
   void WriteReport(const std::string& name, const std::string& content);
 
- public:
   // Held (shared) by every helper of this run until its sandbox is entirely gone; see
   // HoldSandboxes.
   int sandboxes_fd_ = -1;
-
- private:
   HostEnv host_;
   uint64_t log_limit_ = kDefaultLogLimit;
   Redactor redactor_;  // every secret of the run: nothing corral writes shows one
@@ -524,20 +524,14 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
 void Runner::WriteReport(const std::string& name, const std::string& content) {
   std::string path = dir_ + "/" + name, tmp = path + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  size_t done = 0;
-  int err = fd < 0 ? errno : 0;
-  while (fd >= 0 && err == 0 && done < content.size()) {
-    ssize_t n = write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) err = n < 0 ? errno : ENOSPC;
-    else done += static_cast<size_t>(n);
-  }
-  if (fd >= 0 && err == 0 && fdatasync(fd) != 0) err = errno;
+  std::expected<void, sandbox::Error> r =
+      fd < 0 ? sandbox::ErrnoError("create") : sandbox::WriteAll(fd, content, "write");
+  if (r && fdatasync(fd) != 0) r = sandbox::ErrnoError("sync");
   if (fd >= 0) close(fd);
-  if (err == 0 && rename(tmp.c_str(), path.c_str()) != 0) err = errno;
-  if (err != 0) {
+  if (r && rename(tmp.c_str(), path.c_str()) != 0) r = sandbox::ErrnoError("rename");
+  if (!r) {
     unlink(tmp.c_str());
-    std::fprintf(stderr, "corral: cannot write %s: %s\n", path.c_str(), std::strerror(err));
+    std::fprintf(stderr, "corral: cannot write %s: %s\n", path.c_str(), r.error().message.c_str());
   }
 }
 
@@ -750,7 +744,7 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
       event["branch"] = worktree::TaskBranch(run_, tasks_[t].task->id);
       event["policy"] = tasks_[t].policy_ref;
       event["target"] = "local";  // the only target corral starts tasks on (DESIGN: local|vm|tdx)
-      event["worktree"] = common_dir_ + "/corral/worktrees/" + run_ + "/" + tasks_[t].task->id;
+      event["worktree"] = worktree::WorkspacePath(common_dir_, run_, tasks_[t].task->id);
       for (const auto& [k, v] : r.sandbox.items()) event[k] = v;
       if (IsFinal(state) && task_spans_.count(t)) {
         task_spans_[t].attributes["corral.status"] = r.status;
@@ -1107,8 +1101,7 @@ int RunPlan(const RunRequest& request) {
   BlockStopSignals();
   Tracer tracer(run_dir + "/trace.otlp.jsonl", trace_id, OtlpEndpoint());
   Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), *base, run_id, run_dir, *helper,
-                &*log, request.json, std::move(host), *log_limit, &tracer);
-  runner.sandboxes_fd_ = *sandboxes;
+                &*log, request.json, std::move(host), *log_limit, &tracer, *sandboxes);
   int status = runner.Run(jobs, {}, approved);
   close(*sandboxes);
   close(*lock);
@@ -1284,8 +1277,7 @@ int ResumeRunUnguarded(const ResumeRequest& request) {
                 OtlpEndpoint());
   Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), start.value("base", ""),
                 request.run, run_dir, *helper, &*log, request.json, std::move(host), *log_limit,
-                &tracer);
-  runner.sandboxes_fd_ = *sandboxes;
+                &tracer, *sandboxes);
   int status = runner.Run(jobs, restored, approved);
   close(*sandboxes);
   close(*lock);

@@ -23,6 +23,7 @@ Expected<> WriteAll(int fd, const std::string& data, const std::string& what) {
   while (done < data.size()) {
     ssize_t n = write(fd, data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;
+    if (n == 0) errno = ENOSPC;  // a write that takes nothing: no room
     if (n <= 0) return ErrnoError(what);
     done += n;
   }

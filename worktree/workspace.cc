@@ -117,11 +117,16 @@ Expected<> AddWorktreeMetadata(const Workspace& ws, const std::string& common_di
 
 }  // namespace
 
+std::string WorkspacePath(const std::string& common_dir, const std::string& run,
+                          const std::string& task) {
+  return WorktreesRoot(common_dir) + "/" + run + "/" + task;
+}
+
 Expected<Workspace> Repository::FindWorkspace(const std::string& run,
                                               const std::string& task) const {
   Workspace ws{run,
                task,
-               WorktreesRoot(common_dir_) + "/" + run + "/" + task,
+               WorkspacePath(common_dir_, run, task),
                TaskBranch(run, task),
                common_dir_ + "/worktrees/" + AdminName(run, task),
                ""};
@@ -176,7 +181,7 @@ Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const st
 
   Workspace ws{run,
                task,
-               WorktreesRoot(common_dir_) + "/" + run + "/" + task,
+               WorkspacePath(common_dir_, run, task),
                TaskBranch(run, task),
                common_dir_ + "/worktrees/" + AdminName(run, task),
                base};

@@ -27,6 +27,10 @@ std::string CheckId(const std::string& id, const std::string& what);
 // "corral/<run>/<task>"
 std::string TaskBranch(const std::string& run, const std::string& task);
 
+// Where a task's worktree lives: <common git dir>/corral/worktrees/<run>/<task>.
+std::string WorkspacePath(const std::string& common_dir, const std::string& run,
+                          const std::string& task);
+
 struct Workspace {
   std::string run, task;
   std::string path;       // the worktree directory
