@@ -3,12 +3,14 @@
 
 #include <climits>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
 
 #include "launcher/commands.h"
 #include "launcher/egress.h"
+#include "launcher/inject.h"
 #include "launcher/policy_file.h"
 #include "launcher/spec_from_policy.h"
 #include "sandbox/egress_proxy.h"
@@ -58,6 +60,29 @@ int RunExec(const ExecOptions& o) {
                        spec.error());
   }
   spec->observe_exec = o.observe_exec;
+  // secrets.inject: a CA for this one sandbox, in a folder that goes when it ends.
+  std::string tls_dir;
+  std::unique_ptr<Injector> injector;
+  if (!policy->secrets.inject.empty()) {
+    char tmpl[] = "/tmp/corral-tls-XXXXXX";
+    if (!mkdtemp(tmpl)) return SetupFailed(std::string("mkdtemp: ") + std::strerror(errno));
+    tls_dir = tmpl;
+    auto made = Injector::Create({&*policy}, host, tls_dir);
+    if (!made) {
+      std::filesystem::remove_all(tls_dir);
+      return SetupFailed((o.policy.empty() ? "default.toml (built in)" : o.policy) + ": " +
+                         made.error());
+    }
+    injector = std::move(*made);
+    injector->Apply(*policy, &*spec);
+  }
+  struct RemoveDir {
+    const std::string& dir;
+    ~RemoveDir() {
+      std::error_code ec;
+      if (!dir.empty()) std::filesystem::remove_all(dir, ec);
+    }
+  } remove_tls{tls_dir};
   auto helper = HelperPath();
   if (!helper) return SetupFailed(helper.error());
   sandbox::RunOptions run_options;
@@ -74,6 +99,7 @@ int RunExec(const ExecOptions& o) {
                 std::to_string(r.bytes_down) + " down";
         if (r.status) line += ", HTTP " + std::to_string(r.status);
         if (r.waited_ms) line += ", held " + std::to_string(r.waited_ms) + " ms by a rate budget";
+        if (!r.reason.empty()) line += "; " + r.reason;
         line += ")";
       } else {
         line += "refused: " + r.reason;
@@ -82,7 +108,9 @@ int RunExec(const ExecOptions& o) {
     });
     ApplyRates(*policy, &*proxy);
     run_options.on_proxy_listener = [&](int fd) {
-      served = proxy->Serve(fd, EgressClientFor(*policy, "exec"));
+      sandbox::EgressClient client = EgressClientFor(*policy, "exec");
+      if (injector) injector->Apply(*policy, &client);
+      served = proxy->Serve(fd, std::move(client));
     };
   }
   auto result = sandbox::Run(*spec, run_options);

@@ -25,6 +25,7 @@
 #include "launcher/crypto.h"
 #include "launcher/egress.h"
 #include "launcher/event_log.h"
+#include "launcher/inject.h"
 #include "launcher/log_capture.h"
 #include "launcher/policy_file.h"
 #include "launcher/progress.h"
@@ -134,8 +135,9 @@ class Runner {
   Runner(const policy::Plan& plan, std::vector<TaskConfig> tasks, std::string common_dir,
          std::string base, std::string run_id, std::string run_dir, std::string helper,
          EventLog* log, bool json_events, HostEnv host, uint64_t log_limit, Tracer* tracer,
-         int sandboxes_fd)
+         int sandboxes_fd, std::unique_ptr<Injector> injector)
       : sandboxes_fd_(sandboxes_fd),
+        injector_(std::move(injector)),
         host_(std::move(host)),
         log_limit_(log_limit),
         plan_(plan),
@@ -182,6 +184,7 @@ class Runner {
   // Held (shared) by every helper of this run until its sandbox is entirely gone; see
   // HoldSandboxes.
   int sandboxes_fd_ = -1;
+  std::unique_ptr<Injector> injector_;  // secrets.inject of the run's policies, or null
   HostEnv host_;
   uint64_t log_limit_ = kDefaultLogLimit;
   Redactor redactor_;  // every secret of the run: nothing corral writes shows one
@@ -362,6 +365,7 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   if (!spec) return fail(c.task->policy + ": " + spec.error());
   spec->binds.emplace_back(out_dir, true);
   spec->binds.emplace_back(in_dir, false);
+  if (injector_) injector_->Apply(c.policy, &*spec);
   // Git inside: the worktree's .git names a git directory of the agent's own, whose only ref is
   // the task's branch (worktree/sandbox_git.cc). The repository's .git stays out of sight.
   auto git = repo->PrepareSandboxGit(*ws);
@@ -407,7 +411,10 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   pid_t helper = 0;
   uint64_t served = 0;
   options.on_proxy_listener = [&](int fd) {
-    if (proxy_) served = proxy_->Serve(fd, EgressClientFor(c.policy, id));
+    if (!proxy_) return;
+    sandbox::EgressClient client = EgressClientFor(c.policy, id);
+    if (injector_) injector_->Apply(c.policy, &client);
+    served = proxy_->Serve(fd, std::move(client));
   };
   options.on_start = [&](pid_t pid) {
     std::lock_guard lock(mu_);
@@ -1009,6 +1016,15 @@ void BlockStopSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
+// The run's secrets.inject (a CA under run_dir/tls), or null when no policy has any.
+std::expected<std::unique_ptr<Injector>, std::string> MakeInjector(
+    const std::vector<TaskConfig>& tasks, const HostEnv& host, const std::string& run_dir) {
+  std::vector<const policy::Policy*> policies;
+  policies.reserve(tasks.size());
+  for (const TaskConfig& c : tasks) policies.push_back(&c.policy);
+  return Injector::Create(policies, host, run_dir + "/tls");
+}
+
 }  // namespace
 
 int RunPlan(const RunRequest& request) {
@@ -1098,10 +1114,13 @@ int RunPlan(const RunRequest& request) {
                               now);
     }
   }
+  auto injector = MakeInjector(p.tasks, host, run_dir);
+  if (!injector) return BadInput(injector.error());
   BlockStopSignals();
   Tracer tracer(run_dir + "/trace.otlp.jsonl", trace_id, OtlpEndpoint());
   Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), *base, run_id, run_dir, *helper,
-                &*log, request.json, std::move(host), *log_limit, &tracer, *sandboxes);
+                &*log, request.json, std::move(host), *log_limit, &tracer, *sandboxes,
+                std::move(*injector));
   int status = runner.Run(jobs, {}, approved);
   close(*sandboxes);
   close(*lock);
@@ -1272,12 +1291,14 @@ int ResumeRunUnguarded(const ResumeRequest& request) {
     std::fprintf(stderr, "corral: resuming run %s: %zu of %zu tasks had ended\n",
                  request.run.c_str(), finished, p.tasks.size());
   }
+  auto injector = MakeInjector(p.tasks, host, run_dir);
+  if (!injector) return BadInput(injector.error());
   BlockStopSignals();
   Tracer tracer(run_dir + "/trace.otlp.jsonl", start.value("trace_id", Tracer::NewTraceId()),
                 OtlpEndpoint());
   Runner runner(p.plan, std::move(p.tasks), repo->common_dir(), start.value("base", ""),
                 request.run, run_dir, *helper, &*log, request.json, std::move(host), *log_limit,
-                &tracer, *sandboxes);
+                &tracer, *sandboxes, std::move(*injector));
   int status = runner.Run(jobs, restored, approved);
   close(*sandboxes);
   close(*lock);

@@ -111,7 +111,9 @@ std::expected<void, std::string> HostEnv::LoadSecretsFile(const std::string& pat
 std::vector<std::pair<std::string, std::string>> HostEnv::SecretsOf(
     const policy::Policy& policy) const {
   std::vector<std::pair<std::string, std::string>> out;
-  for (const std::string& name : policy.secrets.env) {
+  std::vector<std::string> names = policy.secrets.env;
+  for (const auto& [name, hosts] : policy.secrets.inject) names.push_back(name);
+  for (const std::string& name : names) {
     if (auto it = secrets.find(name); it != secrets.end()) {
       out.emplace_back(name, it->second);
     } else if (auto v = vars.find(name); v != vars.end()) {
@@ -151,11 +153,6 @@ std::expected<sandbox::Spec, std::string> SpecFromPolicy(const policy::Policy& p
   }
   if (policy.target != policy::Target::kLocal) {
     return std::unexpected("target: \"vm\": this version of corral does not start tasks in VMs yet");
-  }
-  if (!policy.secrets.inject.empty()) {
-    return std::unexpected(
-        "secrets.inject: the egress proxy does not inject secrets yet (it would terminate TLS for "
-        "the listed hosts); use secrets.env");
   }
   sandbox::Spec spec;
   spec.argv = argv;
@@ -204,6 +201,19 @@ std::expected<sandbox::Spec, std::string> SpecFromPolicy(const policy::Policy& p
                              " is not set in corral's environment or --secrets-file");
     }
     env[name] = *v;
+  }
+  // secrets.inject: the agent gets a placeholder (see inject.h); the value must exist, and only
+  // the egress proxy of an allow-list can put it into requests.
+  for (const auto& [name, hosts] : policy.secrets.inject) {
+    if (policy.network.egress != policy::EgressKind::kAllowList) {
+      return std::unexpected("secrets.inject." + name +
+                             ": needs network.egress to be an allow-list (only the egress proxy "
+                             "can put the value into requests)");
+    }
+    if (!host.secrets.count(name) && !lookup(name)) {
+      return std::unexpected("secrets.inject." + name +
+                             ": is not set in corral's environment or --secrets-file");
+    }
   }
   if (policy.network.egress == policy::EgressKind::kAllowList) {
     // Every client library reads one of these; the proxy is the only way out.

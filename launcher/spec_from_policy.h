@@ -20,7 +20,7 @@ struct HostEnv {
   // of the caller's with mode 0600 (no access for group or others). Errors name the file (and
   // line) and the flag.
   std::expected<void, std::string> LoadSecretsFile(const std::string& path);
-  // The values of `policy`'s secrets.env, as the sandbox gets them.
+  // The values of `policy`'s secrets (env and inject): what nothing corral writes may show.
   std::vector<std::pair<std::string, std::string>> SecretsOf(const policy::Policy& policy) const;
 };
 

@@ -7,10 +7,14 @@
 #include <unistd.h>
 
 #include <array>
+#include <openssl/ssl.h>
+
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <condition_variable>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -31,6 +35,8 @@ using Clock = std::chrono::steady_clock;
 
 constexpr auto kConnectTimeout = std::chrono::seconds(15);
 constexpr size_t kHeaderLimit = size_t{64} * 1024;
+// A request inside an intercepted tunnel is read whole before it is sent on (an API call is small).
+constexpr uint64_t kInterceptBodyLimit = uint64_t{64} << 20;
 
 int64_t MsSince(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
@@ -126,6 +132,12 @@ struct EgressProxy::Impl {
   awaitable<void> Handle(std::shared_ptr<Server> server, std::shared_ptr<tcp::socket> client);
   awaitable<void> Pump(std::shared_ptr<tcp::socket> from, std::shared_ptr<tcp::socket> to,
                        uint64_t* count, int* status);
+  // A CONNECT tunnel to a secrets.inject host: TLS ends here on both sides, and each request's
+  // headers get the secrets' values in place of their placeholders.
+  awaitable<void> Intercept(std::shared_ptr<Server> server, std::shared_ptr<tcp::socket> client,
+                            std::shared_ptr<tcp::socket> upstream, std::string host,
+                            std::vector<std::pair<std::string, std::string>> swaps,
+                            EgressRecord* rec);
   void Finish(Server& server, const EgressRecord& record);
 };
 
@@ -207,6 +219,108 @@ awaitable<void> EgressProxy::Impl::Pump(
   }
   boost::system::error_code ec;
   (void)to->shutdown(tcp::socket::shutdown_send, ec);
+}
+
+// NOLINTBEGIN(performance-unnecessary-value-param): the frame owns what it uses across awaits
+awaitable<void> EgressProxy::Impl::Intercept(
+    std::shared_ptr<Server> server, std::shared_ptr<tcp::socket> client,
+    std::shared_ptr<tcp::socket> upstream, std::string host,
+    std::vector<std::pair<std::string, std::string>> swaps, EgressRecord* rec) {
+  // NOLINTEND(performance-unnecessary-value-param)
+  namespace ssl = asio::ssl;
+  try {
+    auto native = server->client.ca->ServerContext(host);
+    if (!native) {
+      rec->reason = native.error().message;
+      co_return;
+    }
+    co_await asio::async_write(
+        *client, asio::buffer(std::string_view("HTTP/1.1 200 Connection established\r\n\r\n")),
+        use_awaitable);
+    SSL_CTX_up_ref(*native);  // the asio context below takes a reference of its own
+    ssl::context down_ctx(*native);
+    ssl::stream<tcp::socket&> down(*client, down_ctx);
+    co_await down.async_handshake(ssl::stream_base::server, use_awaitable);
+
+    ssl::context up_ctx(ssl::context::tls_client);
+    up_ctx.set_default_verify_paths();
+    up_ctx.set_verify_mode(ssl::verify_peer);
+    ssl::stream<tcp::socket&> up(*upstream, up_ctx);
+    SSL_set_tlsext_host_name(up.native_handle(), host.c_str());
+    static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    SSL_set_alpn_protos(up.native_handle(), kHttp11, sizeof(kHttp11));
+    up.set_verify_callback(ssl::host_name_verification(host));
+    boost::system::error_code hs;
+    co_await up.async_handshake(ssl::stream_base::client, asio::redirect_error(use_awaitable, hs));
+    if (hs) {
+      long verify = SSL_get_verify_result(up.native_handle());
+      rec->reason = "TLS to " + host + ": " +
+                    (verify != X509_V_OK ? X509_verify_cert_error_string(verify) : hs.message());
+      co_return;
+    }
+
+    boost::beast::flat_buffer down_buf, up_buf;
+    for (;;) {
+      http::request_parser<http::string_body> reqp;
+      reqp.header_limit(kHeaderLimit);
+      reqp.body_limit(kInterceptBodyLimit);
+      boost::system::error_code ec;
+      co_await http::async_read(down, down_buf, reqp, asio::redirect_error(use_awaitable, ec));
+      if (ec) break;  // the client is done (or sent what is not HTTP/1.1)
+      http::request<http::string_body> req = reqp.release();
+      std::vector<std::pair<std::string, std::string>> changed;
+      for (const auto& field : req) {
+        std::string value(field.value());
+        bool swapped = false;
+        for (const auto& [placeholder, secret] : swaps) {
+          for (size_t at = 0; (at = value.find(placeholder, at)) != std::string::npos;) {
+            value.replace(at, placeholder.size(), secret);
+            at += secret.size();
+            swapped = true;
+          }
+        }
+        if (swapped) changed.emplace_back(std::string(field.name_string()), std::move(value));
+      }
+      for (const auto& [name, value] : changed) req.set(name, value);
+      std::ostringstream head;
+      head << req.base();
+      rec->bytes_up += head.str().size() + req.body().size();
+      co_await http::async_write(up, req, use_awaitable);
+
+      // The response streams back as it comes (server-sent events included).
+      http::response_parser<http::buffer_body> resp;
+      resp.body_limit(std::numeric_limits<std::uint64_t>::max());  // none: Beast 1.74 compares it as 0
+      resp.skip(req.method() == http::verb::head);
+      co_await http::async_read_header(up, up_buf, resp, use_awaitable);
+      rec->status = resp.get().result_int();
+      http::serializer<false, http::buffer_body> sr{resp.get()};
+      std::array<char, 16384> chunk;
+      do {
+        if (!resp.is_done()) {
+          resp.get().body().data = chunk.data();
+          resp.get().body().size = chunk.size();
+          co_await http::async_read(up, up_buf, resp, asio::redirect_error(use_awaitable, ec));
+          if (ec == http::error::need_buffer) ec = {};
+          if (ec) throw boost::system::system_error(ec);
+          resp.get().body().size = chunk.size() - resp.get().body().size;
+          resp.get().body().data = chunk.data();
+          resp.get().body().more = !resp.is_done();
+          rec->bytes_down += resp.get().body().size;
+        } else {
+          resp.get().body().data = nullptr;
+          resp.get().body().size = 0;
+        }
+        co_await http::async_write(down, sr, asio::redirect_error(use_awaitable, ec));
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) throw boost::system::system_error(ec);
+      } while (!resp.is_done() && !sr.is_done());
+      if (!req.keep_alive() || !resp.get().keep_alive()) break;
+    }
+    boost::system::error_code ignored;
+    co_await down.async_shutdown(asio::redirect_error(use_awaitable, ignored));
+  } catch (const std::exception& e) {
+    if (rec->reason.empty()) rec->reason = std::string("intercepted tunnel: ") + e.what();
+  }
 }
 
 void EgressProxy::Impl::Finish(Server& server, const EgressRecord& record) {
@@ -331,6 +445,21 @@ awaitable<void> EgressProxy::Impl::Handle(
     } else {
       rec.allowed = true;
       server->sockets.insert(upstream);
+      std::vector<std::pair<std::string, std::string>> swaps;
+      if (tunnel && server->client.inject && server->client.ca) {
+        swaps = server->client.inject(target.host, target.port);
+      }
+      if (!swaps.empty()) {
+        co_await Intercept(server, client, upstream, target.host, std::move(swaps), &rec);
+        boost::system::error_code ignored;
+        (void)upstream->close(ignored);
+        server->sockets.erase(upstream);
+        (void)client->close(ignored);
+        server->sockets.erase(client);
+        rec.ms = MsSince(start);
+        Finish(*server, rec);
+        co_return;
+      }
       std::string first;
       if (tunnel) {
         first = "HTTP/1.1 200 Connection established\r\n\r\n";

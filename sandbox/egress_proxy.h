@@ -16,6 +16,9 @@
 #include <optional>
 #include <string>
 #include <utility>  // for egress_proxy.cc: Boost 1.74's Asio uses std::exchange without it
+#include <vector>
+
+#include "sandbox/tls_intercept.h"
 
 namespace corral::sandbox {
 
@@ -42,6 +45,14 @@ struct EgressClient {
   // Whether host:port may be reached: nullopt when not; otherwise whether it may resolve to a
   // loopback, private or link-local address (when the policy names such a host itself).
   std::function<std::optional<bool>(const std::string& host, uint16_t port)> check;
+  // secrets.inject: for a host whose tunnels the proxy opens itself, the (placeholder, value)
+  // pairs to swap in the headers of the requests inside; empty for the other hosts, whose
+  // tunnels pass untouched. The proxy shows the sandbox a certificate `ca` signed, and checks
+  // the server's against the host's trust store.
+  std::function<std::vector<std::pair<std::string, std::string>>(const std::string& host,
+                                                                 uint16_t port)>
+      inject;
+  std::shared_ptr<InterceptCa> ca;
 };
 
 class EgressProxy {

@@ -25,7 +25,11 @@ Output RunCommand(const std::vector<std::string>& argv, const std::vector<std::s
   posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) env.emplace_back(*e);
-  for (const std::string& add : env_add) env.push_back(add);
+  for (const std::string& add : env_add) {  // replaces a variable of the same name
+    std::string name = add.substr(0, add.find('=') + 1);
+    std::erase_if(env, [&](const std::string& e) { return e.starts_with(name); });
+    env.push_back(add);
+  }
   std::vector<char*> envp, args;
   for (std::string& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);

@@ -16,8 +16,8 @@ struct Output {
   std::string err;
 };
 
-// Runs `argv` with stdin from /dev/null and `env_add` added to this process's environment
-// ("NAME=value"); captures stdout and stderr.
+// Runs `argv` with stdin from /dev/null and `env_add` ("NAME=value", each replacing a variable
+// of the same name) added to this process's environment; captures stdout and stderr.
 Output RunCommand(const std::vector<std::string>& argv, const std::vector<std::string>& env_add = {});
 
 // Starts `argv` with stdin from /dev/null and stdout/stderr to `log`; returns its pid.

@@ -40,9 +40,13 @@ mkdir "$scratch/ws"
 check "exec with the built-in default policy" 0 "$corral" exec --cwd "$scratch/ws" -- sh -c 'echo hi > f; cat f'
 contains "exec output passes through" out "hi"
 
-check "injected secrets are refused until the proxy can inject them" 125 \
-  "$corral" exec --policy "$src/policies/deployment_agent.toml" --cwd "$scratch/ws" -- true
-contains "the refusal says why" err "deployment_agent.toml: secrets.inject: the egress proxy does not inject secrets yet"
+check "an injected secret that is not set is refused" 125 \
+  env -u DEPLOY_TOKEN "$corral" exec --policy "$src/policies/deployment_agent.toml" --cwd "$scratch/ws" -- true
+contains "the refusal says why" err "deployment_agent.toml: secrets.inject.DEPLOY_TOKEN: is not set in corral's environment or --secrets-file"
+check "the agent holds a placeholder, never the token" 0 \
+  env DEPLOY_TOKEN=tok-3a9f1c "$corral" exec --policy "$src/policies/deployment_agent.toml" --cwd "$scratch/ws" -- \
+  sh -c 'case "$DEPLOY_TOKEN" in corral-inject-DEPLOY_TOKEN-*) echo placeholder;; *) echo "$DEPLOY_TOKEN";; esac'
+contains "it sees the placeholder" out "placeholder"
 
 # corral clean on task branches made with the git CLI.
 repo="$scratch/repo"

@@ -123,6 +123,54 @@ TEST_F(EgressTest, CurlReachesAnAllowedHostOverHttpAndHttps) {
             std::string::npos) << o.err;
 }
 
+TEST_F(EgressTest, InjectedSecretsReachOnlyTheirHostsAndNeverTheSandbox) {
+  // API_KEY is injected for the https server only; the agent holds a placeholder, and sends it
+  // to both servers. corral trusts the test server's certificate through SSL_CERT_FILE.
+  const std::string value = "inj-7c1e55d0a9b2";
+  std::string https = "localhost:" + std::to_string(https_);
+  std::string policy =
+      Policy(AllowServers(), "[secrets]\ninject = { API_KEY = [\"" + https + "\"] }");
+  std::string script =
+      "echo in=$API_KEY; "
+      "curl -sS -H \"Authorization: Bearer $API_KEY\" " + Url(true, "/index.html?curl") + "; "
+      "curl -sS -H \"Authorization: Bearer $API_KEY\" " + Url(false, "/index.html?plain") + "; "
+      "python3 -c \"import os, urllib.request as u; print(u.urlopen(u.Request('" +
+      Url(true, "/index.html?python") +
+      "', headers={'Authorization': os.environ['API_KEY']})).read().decode(), end='')\"";
+  std::string log = site_->path() + "/headers.log";
+  std::filesystem::remove(log);
+  Output o = Exec(script, policy,
+                  {"API_KEY=" + value, "SSL_CERT_FILE=" + site_->path() + "/cert.pem"});
+  EXPECT_EQ(o.status, 0) << o.out << o.err;
+  EXPECT_EQ(o.out.find(value), std::string::npos) << "the sandbox saw the value";
+  EXPECT_EQ(o.err.find(value), std::string::npos);
+  ASSERT_EQ(o.out.substr(0, 25), "in=corral-inject-API_KEY-") << o.out;
+  std::string placeholder = o.out.substr(3, o.out.find('\n') - 3);
+  EXPECT_EQ(o.out, "in=" + placeholder + "\n" +
+                       "hello through the proxy\nhello through the proxy\nhello through the proxy\n");
+  std::string seen = ReadFile(log);
+  EXPECT_NE(seen.find("/index.html?curl Bearer " + value + "\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("/index.html?python " + value + "\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("/index.html?plain Bearer " + placeholder + "\n"), std::string::npos)
+      << "another host gets the placeholder:\n" << seen;
+  EXPECT_NE(o.err.find("corral: egress: CONNECT " + https + " allowed ("), std::string::npos)
+      << o.err;
+}
+
+TEST_F(EgressTest, InjectNeedsAnAllowListAndAValue) {
+  std::string inject = "[secrets]\ninject = { API_KEY = [\"localhost\"] }";
+  Output none = Exec("true", Policy("\"none\"", inject), {"API_KEY=x"});
+  EXPECT_EQ(none.status, 125);
+  EXPECT_NE(none.err.find("secrets.inject.API_KEY: needs network.egress to be an allow-list"),
+            std::string::npos)
+      << none.err;
+  Output unset = Exec("true", Policy(AllowServers(), inject));
+  EXPECT_EQ(unset.status, 125);
+  EXPECT_NE(unset.err.find("secrets.inject.API_KEY: is not set in corral's environment"),
+            std::string::npos)
+      << unset.err;
+}
+
 TEST_F(EgressTest, TheProxyVariablesAreSet) {
   Output o = Exec("echo $HTTP_PROXY $https_proxy $ALL_PROXY $NO_PROXY", Policy(AllowServers()));
   EXPECT_EQ(o.out, "http://127.0.0.1:3128 http://127.0.0.1:3128 http://127.0.0.1:3128\n")

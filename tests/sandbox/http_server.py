@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A test server on loopback for the egress and trace tests: serves --root, writes the port it got
 to --port-file, and with --tls CERT KEY speaks HTTPS. GET /status/NNN answers with status NNN;
-POST bodies are kept in ROOT/posted/ (an OTLP collector for the trace tests)."""
+POST bodies are kept in ROOT/posted/ (an OTLP collector for the trace tests); each GET's path and
+Authorization header go to ROOT/headers.log."""
 import argparse
 import functools
 import http.server
@@ -11,6 +12,9 @@ import ssl
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):
+        # What credentials each request carried (the secrets.inject tests).
+        with open(os.path.join(self.directory, "headers.log"), "a") as f:
+            f.write(f"{self.path} {self.headers.get('Authorization', '-')}\n")
         if self.path.startswith("/status/"):
             code = int(self.path.split("/")[2])
             body = f"status {code}\n".encode()
