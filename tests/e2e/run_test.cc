@@ -23,10 +23,19 @@ using nlohmann::json;
 // until Stop or destruction.
 class TestServer {
  public:
-  explicit TestServer(const std::string& root) {
+  // `tls`: speak HTTPS with a self-signed certificate for localhost, made here (root/cert.pem).
+  explicit TestServer(const std::string& root, bool tls = false) {
     std::string port_file = root + "/port";
-    pid_ = Spawn({"/usr/bin/python3", HTTP_SERVER, "--root", root, "--port-file", port_file},
-                 root + "/log");
+    std::vector<std::string> argv = {"/usr/bin/python3", HTTP_SERVER, "--root", root,
+                                     "--port-file", port_file};
+    if (tls) {
+      RunCommand({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                  "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost", "-addext",
+                  "subjectAltName=DNS:localhost", "-days", "1", "-keyout", root + "/key.pem",
+                  "-out", root + "/cert.pem"});
+      argv.insert(argv.end(), {"--tls", root + "/cert.pem", root + "/key.pem"});
+    }
+    pid_ = Spawn(argv, root + "/log");
     for (int i = 0; i < 200 && !fs::exists(port_file); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
@@ -689,6 +698,43 @@ TEST_F(RunTest, SecretValuesNeverReachAnythingCorralWrites) {
   json names = talker_end["env"];
   EXPECT_NE(std::find(names.begin(), names.end(), "TOKEN"), names.end()) << names;
   EXPECT_NE(std::find(names.begin(), names.end(), "CORRAL_PROMPT"), names.end()) << names;
+}
+
+TEST_F(RunTest, InjectedSecretsStayOutOfTheRun) {
+  // The task calls an HTTPS API with its placeholder; the API gets the value; nothing of the
+  // run (worktree, commit, logs, reports, events) ever holds it.
+  const std::string value = "inj-run-4b8e61f0c2";
+  ScratchDir site("corral-run-tls");
+  WriteFile(site.path() + "/index.html", "api says hi\n");
+  TestServer server(site.path(), /*tls=*/true);
+  std::string host = "localhost:" + server.port();
+  WriteFile(scratch_.path() + "/api.toml",
+            "[network]\negress = [\"" + host + "\"]\n[secrets]\ninject = { API_KEY = [\"" +
+                host + "\"] }\n[env]\npass = [\"PATH\"]\n");
+  std::string plan = "[[task]]\nid = \"caller\"\npolicy = \"api.toml\"\n"
+                     "run = [\"sh\", \"-c\", \"echo $API_KEY > key.txt; curl -sS -H "
+                     "'Authorization: Bearer '$API_KEY https://" + host + "/index.html\"]\n";
+  WriteFile(scratch_.path() + "/plan.toml", plan);
+  Output o = RunCommand({CORRAL_BIN, "run", scratch_.path() + "/plan.toml", "--repo", repo_.path()},
+                        {"API_KEY=" + value, "SSL_CERT_FILE=" + site.path() + "/cert.pem"});
+  server.Stop();
+  EXPECT_EQ(o.status, 0) << o.err;
+  json r = Report();
+  std::string run = r["run"];
+  EXPECT_EQ(Find(r, "caller")["status"], "succeeded") << Find(r, "caller").dump();
+  EXPECT_EQ(ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/logs/caller.log"),
+            "api says hi\n");
+  EXPECT_NE(ReadFile(site.path() + "/headers.log").find("/index.html Bearer " + value + "\n"),
+            std::string::npos);
+  std::string key = Git({"show", "corral/" + run + "/caller:key.txt"}).out;
+  EXPECT_EQ(key.substr(0, 22), "corral-inject-API_KEY-") << key;
+  for (const auto& e : fs::recursive_directory_iterator(repo_.path() + "/.git")) {
+    if (!e.is_regular_file() || e.path().string().find("/objects/") != std::string::npos) continue;
+    EXPECT_EQ(ReadFile(e.path()).find(value), std::string::npos) << e.path();
+  }
+  EXPECT_EQ(Git({"log", "--all", "-p"}).out.find(value), std::string::npos);
+  EXPECT_EQ(o.out.find(value), std::string::npos);
+  EXPECT_EQ(o.err.find(value), std::string::npos);
 }
 
 TEST_F(RunTest, CapturedOutputIsCappedAndSaysSo) {
