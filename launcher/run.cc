@@ -884,12 +884,6 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
   }
   if (merge) md += "\n" + worktree::ToMarkdown(*merge);
   WriteReport("report.md", redactor_.Apply(md));
-  // Built from what is on disk now: the report, the events (redacted), the logs (redacted).
-  if (auto html = ReportHtmlOfRun(dir_)) {
-    WriteReport("report.html", redactor_.Apply(*html));
-  } else {
-    std::fprintf(stderr, "corral: report.html: %s\n", html.error().c_str());
-  }
 
   bool conflicts = merge && !merge->conflicted.empty();
   bool log_failed = !log_->failure().empty();
@@ -914,6 +908,13 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
          {"exit", status},
          {"merge", merge ? json(merge->commit) : json(nullptr)}},
         /*sign=*/true);
+  // Built once the log is complete (its merge and run-end records included) from what is on
+  // disk: the report, the events (redacted), the logs (redacted).
+  if (auto html = ReportHtmlOfRun(dir_)) {
+    WriteReport("report.html", redactor_.Apply(*html));
+  } else {
+    std::fprintf(stderr, "corral: report.html: %s\n", html.error().c_str());
+  }
   if (log_failed) {
     std::fprintf(stderr, "corral: run %s stopped: %s\n", run_.c_str(), log_->failure().c_str());
   } else if (!json_) {
