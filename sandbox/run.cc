@@ -75,13 +75,10 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
     namespace bp = boost::process;
     bp::environment no_environment;
     auto exe = bp::exe = options.helper_path;
-    auto args =
-        bp::args = options.hold_fd >= 0
-                       ? std::vector<std::string>{"--ipc-fd", std::to_string(kIpcFd), "--parent",
-                                                  std::to_string(getpid()), "--hold-fd",
-                                                  std::to_string(kHoldFd)}
-                       : std::vector<std::string>{"--ipc-fd", std::to_string(kIpcFd), "--parent",
-                                                  std::to_string(getpid())};
+    std::vector<std::string> argv = {"--ipc-fd", std::to_string(kIpcFd), "--parent",
+                                     std::to_string(getpid())};
+    if (options.hold_fd >= 0) argv.insert(argv.end(), {"--hold-fd", std::to_string(kHoldFd)});
+    auto args = bp::args = argv;
     // In the child, before exec: descriptors given by the caller become the helper's (and so the
     // command's) stdio, and the socket's end becomes kIpcFd without close-on-exec.
     auto redirect = bp::extend::on_exec_setup = [&](auto&) {
