@@ -20,6 +20,7 @@
 #include <set>
 #include <vector>
 
+#include "worktree/files.h"
 #include "worktree/git_handle.h"
 #include "worktree/worktree.h"
 
@@ -34,28 +35,7 @@ using OdbObjectPtr = GitPtr<git_odb_object, git_odb_object_free>;
 std::string GitDirsRoot(const std::string& common) { return common + "/corral/gitdirs"; }
 
 Expected<> WriteFile(const std::string& path, const std::string& content) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) return Fail("create " + path + ": " + std::strerror(errno));
-  ssize_t n = write(fd, content.data(), content.size());
-  int err = errno;
-  close(fd);
-  if (n != static_cast<ssize_t>(content.size())) {
-    return Fail("write " + path + ": " + (n < 0 ? std::strerror(err) : "short write"));
-  }
-  return {};
-}
-
-// Removes what a try's agent left, whatever modes it set.
-void RemoveAll(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(fs::symlink_status(path, ec))) return;
-  for (auto it = fs::recursive_directory_iterator(
-           path, fs::directory_options::skip_permission_denied, ec);
-       it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_directory(ec) && !it->is_symlink(ec)) chmod(it->path().c_str(), 0700);
-  }
-  chmod(path.c_str(), 0700);
-  fs::remove_all(path, ec);
+  return WriteFileAt(path, content, O_TRUNC | O_NOFOLLOW);
 }
 
 // Reads a small file below `root` that the agent could have written: every component must be a
@@ -157,7 +137,7 @@ Expected<SandboxGit> Repository::PrepareSandboxGit(const Workspace& ws) {
   }
   g.start = git_oid_tostr_s(&start);
 
-  RemoveAll(g.dir);  // a try before this one
+  RemoveTree(g.dir);  // a try before this one
   std::error_code ec;
   for (const std::string& d : {g.dir + "/objects/info", g.dir + "/objects/pack",
                                g.dir + "/refs/tags",
@@ -361,7 +341,7 @@ Expected<AgentCommits> Repository::KeepAgentCommits(
 Expected<> Repository::RemoveSandboxGit(const std::string& run, const std::string& task) {
   if (std::string e = CheckId(run, "run id") + CheckId(task, "task id"); !e.empty()) return Fail(e);
   std::string root = GitDirsRoot(common_dir_) + "/" + run;
-  RemoveAll(root + "/" + task);
+  RemoveTree(root + "/" + task);
   std::error_code ec;
   fs::remove(root + "/" + task + ".git", ec);
   fs::remove(root, ec);  // when it is empty

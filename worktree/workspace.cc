@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "worktree/files.h"
 #include "worktree/git_handle.h"
 #include "worktree/worktree.h"
 
@@ -44,19 +45,6 @@ class FileLock {
 std::string WorktreesRoot(const std::string& common) { return common + "/corral/worktrees"; }
 std::string AdminName(const std::string& run, const std::string& task) { return run + "." + task; }
 
-// Removes a tree an agent may have made unreadable or unwritable.
-void RemoveTree(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(fs::symlink_status(path, ec))) return;
-  chmod(path.c_str(), 0700);
-  for (auto it = fs::recursive_directory_iterator(
-           path, fs::directory_options::skip_permission_denied, ec);
-       it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_directory(ec) && !it->is_symlink(ec)) chmod(it->path().c_str(), 0700);
-  }
-  fs::remove_all(path, ec);
-}
-
 // Whether a task's worktree was made whole: its folders and the four metadata files.
 bool Complete(const Workspace& ws) {
   std::error_code ec;
@@ -69,15 +57,7 @@ bool Complete(const Workspace& ws) {
 
 // Writes a file that must not exist yet.
 Expected<> WriteNew(const std::string& path, const std::string& content) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return Fail("create " + path + ": " + std::strerror(errno));
-  ssize_t n = write(fd, content.data(), content.size());
-  int err = errno;
-  close(fd);
-  if (n != static_cast<ssize_t>(content.size())) {
-    return Fail("write " + path + ": " + (n < 0 ? std::strerror(err) : "short write"));
-  }
-  return {};
+  return WriteFileAt(path, content, O_EXCL);
 }
 
 // The linked worktree's metadata, as `git worktree add` and libgit2's git_worktree_add write it
@@ -116,6 +96,30 @@ Expected<> AddWorktreeMetadata(const Workspace& ws, const std::string& common_di
 }
 
 }  // namespace
+
+Expected<> WriteFileAt(const std::string& path, const std::string& content, int flags) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0644);
+  if (fd < 0) return Fail("create " + path + ": " + std::strerror(errno));
+  ssize_t n = write(fd, content.data(), content.size());
+  int err = errno;
+  close(fd);
+  if (n != static_cast<ssize_t>(content.size())) {
+    return Fail("write " + path + ": " + (n < 0 ? std::strerror(err) : "short write"));
+  }
+  return {};
+}
+
+void RemoveTree(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(path, ec))) return;
+  chmod(path.c_str(), 0700);
+  for (auto it = fs::recursive_directory_iterator(
+           path, fs::directory_options::skip_permission_denied, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_directory(ec) && !it->is_symlink(ec)) chmod(it->path().c_str(), 0700);
+  }
+  fs::remove_all(path, ec);
+}
 
 std::string WorkspacePath(const std::string& common_dir, const std::string& run,
                           const std::string& task) {
