@@ -52,10 +52,11 @@ const std::string* FileHolds(int fd,
 // recorded once, with the reason.
 int FilterPath(const char* path, const char* /*matched_pathspec*/, void* data) {
   auto* p = static_cast<AddPayload*>(data);
-  if (p->unchanged->count(path)) return 1;  // outside a sparse checkout: absent, not deleted
   std::string full = p->workdir + path;
-  while (full.size() > 1 && full.back() == '/') full.pop_back();
   struct stat st;
+  // Outside a sparse checkout: absent, not deleted (a file that is there is staged as usual).
+  if (p->unchanged->count(path) && lstat(full.c_str(), &st) != 0 && errno == ENOENT) return 1;
+  while (full.size() > 1 && full.back() == '/') full.pop_back();
   if (lstat(full.c_str(), &st) != 0) return 0;  // deleted: let libgit2 drop it from the index
   auto skip = [&](const char* reason) {
     std::string rel(path);
@@ -132,6 +133,29 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   IndexPtr index(raw_index);
   if (git_index_read(index.get(), 1) != 0) return GitError("read index of " + ws.path);
 
+  // The head, and what the index must start from: when the agent's own commits moved the
+  // branch (CommitRequest::since), the index still holds the try's start, so the head's tree is
+  // read into it first; otherwise what the agent left out (withheld, unreadable, not checked
+  // out) would go back to the start's version.
+  git_reference* raw_head = nullptr;
+  if (git_repository_head(&raw_head, wrepo.get()) != 0) return GitError("HEAD of " + ws.path);
+  RefPtr head(raw_head);
+  git_commit* raw_parent = nullptr;
+  if (git_commit_lookup(&raw_parent, wrepo.get(), git_reference_target(head.get())) != 0) {
+    return GitError("HEAD commit of " + ws.path);
+  }
+  CommitPtr parent(raw_parent);
+  git_oid since_id;
+  if (!request.since.empty() && git_oid_fromstr(&since_id, request.since.c_str()) == 0 &&
+      !git_oid_equal(&since_id, git_commit_id(parent.get()))) {
+    git_tree* raw_head_tree = nullptr;
+    if (git_commit_tree(&raw_head_tree, parent.get()) != 0) return GitError("HEAD tree");
+    TreePtr head_tree(raw_head_tree);
+    if (git_index_read_tree(index.get(), head_tree.get()) != 0) {
+      return GitError("read the HEAD tree into the index of " + ws.path);
+    }
+  }
+
   CommitResult result;
   AddPayload payload{workdir, &result.skipped, &request.forbidden, &result.withheld,
                      &request.not_checked_out};
@@ -173,14 +197,6 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
     if (!vanished_folder || attempt == 5) return GitError("stage changes in " + ws.path);
   }
 
-  git_reference* raw_head = nullptr;
-  if (git_repository_head(&raw_head, wrepo.get()) != 0) return GitError("HEAD of " + ws.path);
-  RefPtr head(raw_head);
-  git_commit* raw_parent = nullptr;
-  if (git_commit_lookup(&raw_parent, wrepo.get(), git_reference_target(head.get())) != 0) {
-    return GitError("HEAD commit of " + ws.path);
-  }
-  CommitPtr parent(raw_parent);
   for (auto* list : {&result.skipped, &result.withheld}) {
     std::sort(list->begin(), list->end(),
               [](const Skipped& a, const Skipped& b) { return a.path < b.path; });

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 #include <vector>
@@ -114,13 +115,32 @@ std::optional<std::string> StrangeEntry(const std::string& objects) {
   return std::nullopt;
 }
 
-// Whether a tree entry's name is one git refuses to check out (fsck's hasDotgit and friends).
-bool BadEntryName(std::string_view name) {
+// Whether git would refuse a tree entry (fsck's hasDotgit and its NTFS spellings, a .gitmodules
+// symlink, a bad mode): a branch holding one could not be checked out or pushed.
+bool BadEntry(const git_tree_entry* e) {
+  std::string_view name = git_tree_entry_name(e);
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string_view::npos) {
+    return true;
+  }
   std::string lower(name);
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return name.empty() || name == "." || name == ".." || lower == ".git" ||
-         name.find('/') != std::string_view::npos;
+  // ".git" followed by nothing but dots and spaces (Windows drops them), or its 8.3 name.
+  if (lower.starts_with(".git") && lower.find_first_not_of(". ", 4) == std::string::npos) {
+    return true;
+  }
+  if (lower == "git~1") return true;
+  switch (git_tree_entry_filemode_raw(e)) {
+    case GIT_FILEMODE_TREE:
+    case GIT_FILEMODE_BLOB:
+    case GIT_FILEMODE_BLOB_EXECUTABLE:
+    case GIT_FILEMODE_COMMIT:
+      return false;
+    case GIT_FILEMODE_LINK:
+      return lower == ".gitmodules";
+    default:
+      return true;
+  }
 }
 
 }  // namespace
@@ -207,6 +227,10 @@ Expected<AgentCommits> Repository::KeepAgentCommits(
   std::optional<git_oid> tip = AgentHead(g.dir);
   if (!tip) return refuse("its HEAD names no commit");
   if (git_oid_equal(&*tip, &start)) return out;
+  struct stat objects_st;
+  if (lstat((g.dir + "/objects").c_str(), &objects_st) != 0 || !S_ISDIR(objects_st.st_mode)) {
+    return refuse("its objects folder is not a folder (a symlink would name another store)");
+  }
   if (auto strange = StrangeEntry(g.dir + "/objects")) {
     return refuse("its object store holds " + fs::path(*strange).lexically_relative(g.dir).string() +
                   ", not a plain file");
@@ -244,7 +268,8 @@ Expected<AgentCommits> Repository::KeepAgentCommits(
   };
   std::vector<Step> todo = {{*tip, GIT_OBJECT_COMMIT, false}};
   std::vector<std::pair<git_oid, git_object_t>> missing;  // each after what it names
-  std::set<std::string> seen;
+  std::map<std::string, git_object_t> seen;
+  std::vector<git_oid> boundary;  // commits of the agent's history that the repository has
   while (!todo.empty()) {
     auto [id, type, checked] = todo.back();
     todo.pop_back();
@@ -253,17 +278,29 @@ Expected<AgentCommits> Repository::KeepAgentCommits(
       continue;
     }
     std::string key(reinterpret_cast<const char*>(id.id), GIT_OID_RAWSZ);
-    if (!seen.insert(key).second || git_odb_exists(main_odb.get(), &id)) continue;
     std::string hex = git_oid_tostr_s(&id);
+    auto wrong_type = [&](git_object_t is) {
+      return refuse("object " + hex + " is a " + git_object_type2string(is) + " where a " +
+                    git_object_type2string(type) + " belongs");
+    };
+    if (auto [it, fresh] = seen.emplace(key, type); !fresh) {
+      if (it->second != type) return wrong_type(it->second);
+      continue;
+    }
+    if (git_odb_exists(main_odb.get(), &id)) {
+      size_t size = 0;
+      git_object_t is = GIT_OBJECT_INVALID;
+      if (git_odb_read_header(&size, &is, main_odb.get(), &id) != 0) return GitError("read " + hex);
+      if (is != type) return wrong_type(is);
+      if (type == GIT_OBJECT_COMMIT) boundary.push_back(id);
+      continue;
+    }
     git_odb_object* raw_obj = nullptr;
     if (git_odb_read(&raw_obj, agent_odb.get(), &id) != 0) {
       return refuse("object " + hex + " is missing or corrupt");
     }
     OdbObjectPtr obj(raw_obj);
-    if (git_odb_object_type(obj.get()) != type) {
-      return refuse("object " + hex + " is a " + git_object_type2string(git_odb_object_type(obj.get())) +
-                    " where a " + git_object_type2string(type) + " belongs");
-    }
+    if (git_odb_object_type(obj.get()) != type) return wrong_type(git_odb_object_type(obj.get()));
     std::string_view data(static_cast<const char*>(git_odb_object_data(obj.get())),
                           git_odb_object_size(obj.get()));
     for (const auto& [label, bytes] : forbidden) {
@@ -291,13 +328,27 @@ Expected<AgentCommits> Repository::KeepAgentCommits(
       TreePtr tree(raw_tree);
       for (size_t i = 0; i < git_tree_entrycount(tree.get()); ++i) {
         const git_tree_entry* e = git_tree_entry_byindex(tree.get(), i);
-        if (BadEntryName(git_tree_entry_name(e))) {
-          return refuse("tree " + hex + " holds an entry named '" + git_tree_entry_name(e) + "'");
+        if (BadEntry(e)) {
+          return refuse("tree " + hex + " holds an entry named '" + git_tree_entry_name(e) +
+                        "' that git refuses (fsck)");
         }
         git_object_t t = git_tree_entry_type(e);
         if (t == GIT_OBJECT_BLOB || t == GIT_OBJECT_TREE) todo.push_back({*git_tree_entry_id(e), t, false});
       }
     }
+  }
+  // The agent's history must reach the try's start before anything of it is copied: through the
+  // commits the repository already has where the walk stopped.
+  bool descends = false;
+  for (const git_oid& b : boundary) {
+    if (git_oid_equal(&b, &start) || git_graph_descendant_of(repo_, &b, &start) == 1) {
+      descends = true;
+      break;
+    }
+  }
+  if (!descends) {
+    return refuse("its HEAD " + std::string(git_oid_tostr_s(&*tip)) +
+                  " does not descend from the commit the task started from");
   }
   for (auto it = missing.begin(); it != missing.end(); ++it) {
     std::string hex = git_oid_tostr_s(&it->first);
@@ -312,10 +363,6 @@ Expected<AgentCommits> Repository::KeepAgentCommits(
     if (!git_oid_equal(&written, &it->first)) {
       return refuse("object " + hex + " does not match its id");
     }
-  }
-  if (git_graph_descendant_of(repo_, &*tip, &start) != 1) {
-    return refuse("its HEAD " + std::string(git_oid_tostr_s(&*tip)) +
-                  " does not descend from the commit the task started from");
   }
   git_reference* raw_ref = nullptr;
   std::string ref = "refs/heads/" + ws.branch;

@@ -713,6 +713,75 @@ TEST_F(SandboxGitTest, ASparseCheckoutTheAgentMadeDeletesNothing) {
   EXPECT_EQ(Git({"show", "corral/r1/agent:dir/in.txt"}).out, "changed\n");
 }
 
+TEST_F(SandboxGitTest, AnObjectStoreThatIsASymlinkIsRefused) {
+  // Another repository on the host that the agent cannot read: its objects must not be copied.
+  ScratchDir other("corral-other-repo");
+  Git({"init", "-q", other.path()});
+  WriteFile(other.path() + "/private.txt", "private of another repository\n");
+  Git({"-C", other.path(), "add", "private.txt"});
+  Git({"-C", other.path(), "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-q", "-m", "o"});
+  std::string theirs = Git({"-C", other.path(), "rev-parse", "HEAD"}).out;
+  std::string blob = Git({"-C", other.path(), "rev-parse", "HEAD:private.txt"}).out;
+  fs::remove_all(git_.dir + "/objects");
+  fs::create_symlink(other.path() + "/.git/objects", git_.dir + "/objects");
+  WriteFile(git_.dir + "/refs/heads/corral/r1/agent", theirs);
+  auto kept = repo_->KeepAgentCommits(ws_, git_, {});
+  ASSERT_TRUE(kept) << kept.error().message;
+  EXPECT_NE(kept->refused.find("not a folder"), std::string::npos) << kept->refused;
+  blob.pop_back();
+  EXPECT_NE(Git({"cat-file", "-e", blob}).status, 0) << "another repository's object was copied";
+}
+
+TEST_F(SandboxGitTest, HistoryOffTheStartCopiesNothing) {
+  ASSERT_EQ(AgentGit({"checkout", "-q", "--orphan", "elsewhere"}).status, 0);
+  WriteFile(ws_.path + "/orphan.txt", "orphan\n");
+  ASSERT_EQ(AgentGit({"add", "orphan.txt"}).status, 0);
+  ASSERT_EQ(AgentGit({"commit", "-q", "-m", "unrelated"}).status, 0);
+  std::string blob = AgentGit({"rev-parse", "HEAD:orphan.txt"}).out;
+  blob.pop_back();
+  auto kept = repo_->KeepAgentCommits(ws_, git_, {});
+  ASSERT_TRUE(kept) << kept.error().message;
+  EXPECT_NE(kept->refused.find("does not descend"), std::string::npos) << kept->refused;
+  EXPECT_NE(Git({"cat-file", "-e", blob}).status, 0) << "checked after copying";
+}
+
+TEST_F(SandboxGitTest, AnEntryOfTheWrongTypeIsRefused) {
+  // A tree entry with a folder's mode naming a blob the repository has (a.txt's).
+  std::string blob = Git({"rev-parse", git_.start + ":a.txt"}).out;
+  blob.pop_back();
+  std::string raw = "40000 dir";
+  raw += '\0';
+  for (size_t i = 0; i < 40; i += 2) raw += static_cast<char>(std::stoi(blob.substr(i, 2), nullptr, 16));
+  WriteFile(git_.dir + "/crafted-tree", raw);
+  Output tree = AgentGit({"hash-object", "-t", "tree", "-w", "--literally", git_.dir + "/crafted-tree"});
+  ASSERT_EQ(tree.status, 0) << tree.err;
+  Output commit = AgentGit({"commit-tree", tree.out.substr(0, 40), "-p", git_.start, "-m", "x"});
+  ASSERT_EQ(commit.status, 0) << commit.err;
+  ASSERT_EQ(AgentGit({"update-ref", "HEAD", commit.out.substr(0, 40)}).status, 0);
+  auto kept = repo_->KeepAgentCommits(ws_, git_, {});
+  ASSERT_TRUE(kept) << kept.error().message;
+  EXPECT_NE(kept->refused.find("is a blob where a tree belongs"), std::string::npos)
+      << kept->refused;
+  EXPECT_EQ(Branch(), git_.start + "\n");
+}
+
+TEST_F(SandboxGitTest, TheAutoCommitStartsFromTheAgentsCommits) {
+  // The agent commits a change to a.txt, then makes its worktree sparse without a.txt, and
+  // edits a file it marked skip-worktree: the commit on top keeps all three.
+  WriteFile(ws_.path + "/a.txt", "agent's\n");
+  ASSERT_EQ(AgentGit({"commit", "-q", "-a", "-m", "agent: a"}).status, 0);
+  ASSERT_EQ(AgentGit({"update-index", "--skip-worktree", "b.txt"}).status, 0);
+  WriteFile(ws_.path + "/b.txt", "edited while skipped\n");
+  fs::remove(ws_.path + "/a.txt");  // as a sparse checkout leaves it
+  ASSERT_EQ(AgentGit({"update-index", "--skip-worktree", "a.txt"}).status, 0);
+  auto kept = repo_->KeepAgentCommits(ws_, git_, {});
+  ASSERT_TRUE(kept) << kept.error().message;
+  auto c = repo_->CommitAll(ws_, {"r1", "agent", "p@0", {}, git_.start, kept->not_checked_out});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(Git({"show", "corral/r1/agent:a.txt"}).out, "agent's\n");
+  EXPECT_EQ(Git({"show", "corral/r1/agent:b.txt"}).out, "edited while skipped\n");
+}
+
 TEST_F(SandboxGitTest, RemovingTheWorkspaceRemovesTheAgentsGitDirectory) {
   ASSERT_TRUE(repo_->RemoveWorkspace(ws_));
   EXPECT_FALSE(fs::exists(git_.dir));
