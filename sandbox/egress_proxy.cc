@@ -136,7 +136,7 @@ struct EgressProxy::Impl {
   // headers get the secrets' values in place of their placeholders.
   awaitable<void> Intercept(std::shared_ptr<Server> server, std::shared_ptr<tcp::socket> client,
                             std::shared_ptr<tcp::socket> upstream, std::string host,
-                            std::vector<std::pair<std::string, std::string>> swaps,
+                            uint16_t port, std::vector<std::pair<std::string, std::string>> swaps,
                             EgressRecord* rec);
   void Finish(Server& server, const EgressRecord& record);
 };
@@ -224,7 +224,7 @@ awaitable<void> EgressProxy::Impl::Pump(
 // NOLINTBEGIN(performance-unnecessary-value-param): the frame owns what it uses across awaits
 awaitable<void> EgressProxy::Impl::Intercept(
     std::shared_ptr<Server> server, std::shared_ptr<tcp::socket> client,
-    std::shared_ptr<tcp::socket> upstream, std::string host,
+    std::shared_ptr<tcp::socket> upstream, std::string host, uint16_t port,
     std::vector<std::pair<std::string, std::string>> swaps, EgressRecord* rec) {
   // NOLINTEND(performance-unnecessary-value-param)
   namespace ssl = asio::ssl;
@@ -268,6 +268,15 @@ awaitable<void> EgressProxy::Impl::Intercept(
       co_await http::async_read(down, down_buf, reqp, asio::redirect_error(use_awaitable, ec));
       if (ec) break;  // the client is done (or sent what is not HTTP/1.1)
       http::request<http::string_body> req = reqp.release();
+      // The request goes to the host of the tunnel and no other: an absolute-form target or
+      // another Host header could route it (and the value) elsewhere behind a shared front.
+      if (req.target().empty() || req.target()[0] != '/') {
+        rec->reason = "intercepted tunnel: a request target that is not a path";
+        break;
+      }
+      req.set(http::field::host, port == 443 ? host : host + ":" + std::to_string(port));
+      // The body is sent whole; a 100 Continue would put the exchange out of step.
+      req.erase(http::field::expect);
       std::vector<std::pair<std::string, std::string>> changed;
       for (const auto& field : req) {
         std::string value(field.value());
@@ -287,12 +296,38 @@ awaitable<void> EgressProxy::Impl::Intercept(
       rec->bytes_up += head.str().size() + req.body().size();
       co_await http::async_write(up, req, use_awaitable);
 
-      // The response streams back as it comes (server-sent events included).
-      http::response_parser<http::buffer_body> resp;
-      resp.body_limit(std::numeric_limits<std::uint64_t>::max());  // none: Beast 1.74 compares it as 0
-      resp.skip(req.method() == http::verb::head);
-      co_await http::async_read_header(up, up_buf, resp, use_awaitable);
+      // The response streams back as it comes (server-sent events included). Interim (1xx)
+      // responses go back as they are, and the final one is read after them.
+      std::optional<http::response_parser<http::buffer_body>> parser;
+      for (;;) {
+        parser.emplace();
+        parser->body_limit(std::numeric_limits<std::uint64_t>::max());  // none: Beast 1.74 reads it as 0
+        parser->skip(req.method() == http::verb::head);
+        co_await http::async_read_header(up, up_buf, *parser, use_awaitable);
+        unsigned status = parser->get().result_int();
+        if (status < 100 || status >= 200 || status == 101) break;
+        std::ostringstream interim;
+        interim << parser->get().base();
+        co_await asio::async_write(down, asio::buffer(interim.str()), use_awaitable);
+      }
+      http::response_parser<http::buffer_body>& resp = *parser;
       rec->status = resp.get().result_int();
+      // A server that echoes a header (CORS, an error message) does not hand the agent a value:
+      // it gets the placeholder back.
+      std::vector<std::pair<std::string, std::string>> scrubbed;
+      for (const auto& field : resp.get()) {
+        std::string value(field.value());
+        bool found = false;
+        for (const auto& [placeholder, secret] : swaps) {
+          for (size_t at = 0; (at = value.find(secret, at)) != std::string::npos;) {
+            value.replace(at, secret.size(), placeholder);
+            at += placeholder.size();
+            found = true;
+          }
+        }
+        if (found) scrubbed.emplace_back(std::string(field.name_string()), std::move(value));
+      }
+      for (const auto& [name, value] : scrubbed) resp.get().set(name, value);
       http::serializer<false, http::buffer_body> sr{resp.get()};
       std::array<char, 16384> chunk;
       do {
@@ -450,7 +485,8 @@ awaitable<void> EgressProxy::Impl::Handle(
         swaps = server->client.inject(target.host, target.port);
       }
       if (!swaps.empty()) {
-        co_await Intercept(server, client, upstream, target.host, std::move(swaps), &rec);
+        co_await Intercept(server, client, upstream, target.host, target.port, std::move(swaps),
+                           &rec);
         boost::system::error_code ignored;
         (void)upstream->close(ignored);
         server->sockets.erase(upstream);

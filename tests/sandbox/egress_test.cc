@@ -136,7 +136,9 @@ TEST_F(EgressTest, InjectedSecretsReachOnlyTheirHostsAndNeverTheSandbox) {
       "curl -sS -H \"Authorization: Bearer $API_KEY\" " + Url(false, "/index.html?plain") + "; "
       "python3 -c \"import os, urllib.request as u; print(u.urlopen(u.Request('" +
       Url(true, "/index.html?python") +
-      "', headers={'Authorization': os.environ['API_KEY']})).read().decode(), end='')\"";
+      "', headers={'Authorization': os.environ['API_KEY']})).read().decode(), end='')\"; "
+      "curl -sS -D - -o /dev/null -H 'Host: elsewhere.example' -H \"Authorization: $API_KEY\" " +
+      Url(true, "/echo") + " | grep -i '^x-echo'";
   std::string log = site_->path() + "/headers.log";
   std::filesystem::remove(log);
   Output o = Exec(script, policy,
@@ -147,12 +149,17 @@ TEST_F(EgressTest, InjectedSecretsReachOnlyTheirHostsAndNeverTheSandbox) {
   ASSERT_EQ(o.out.substr(0, 25), "in=corral-inject-API_KEY-") << o.out;
   std::string placeholder = o.out.substr(3, o.out.find('\n') - 3);
   EXPECT_EQ(o.out, "in=" + placeholder + "\n" +
-                       "hello through the proxy\nhello through the proxy\nhello through the proxy\n");
+                       "hello through the proxy\nhello through the proxy\nhello through the proxy\n" +
+                       "X-Echo: " + placeholder + "\r\n")
+      << "an echoed value comes back as the placeholder";
   std::string seen = ReadFile(log);
   EXPECT_NE(seen.find("/index.html?curl Bearer " + value + "\n"), std::string::npos) << seen;
   EXPECT_NE(seen.find("/index.html?python " + value + "\n"), std::string::npos) << seen;
   EXPECT_NE(seen.find("/index.html?plain Bearer " + placeholder + "\n"), std::string::npos)
       << "another host gets the placeholder:\n" << seen;
+  EXPECT_NE(seen.find("/echo " + value + "\n"), std::string::npos) << seen;
+  EXPECT_NE(seen.find("/echo host localhost:" + std::to_string(https_) + "\n"), std::string::npos)
+      << "the Host header names the tunnel's host, whatever the agent wrote:\n" << seen;
   EXPECT_NE(o.err.find("corral: egress: CONNECT " + https + " allowed ("), std::string::npos)
       << o.err;
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """A test server on loopback for the egress and trace tests: serves --root, writes the port it got
 to --port-file, and with --tls CERT KEY speaks HTTPS. GET /status/NNN answers with status NNN;
-POST bodies are kept in ROOT/posted/ (an OTLP collector for the trace tests); each GET's path and
-Authorization header go to ROOT/headers.log."""
+POST bodies are kept in ROOT/posted/ (an OTLP collector for the trace tests); each GET's path with its
+Authorization and Host headers go to ROOT/headers.log; GET /echo sends Authorization back."""
 import argparse
 import functools
 import http.server
@@ -15,6 +15,15 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         # What credentials each request carried (the secrets.inject tests).
         with open(os.path.join(self.directory, "headers.log"), "a") as f:
             f.write(f"{self.path} {self.headers.get('Authorization', '-')}\n")
+            f.write(f"{self.path} host {self.headers.get('Host', '-')}\n")
+        if self.path == "/echo":  # echoes the credentials back, as a careless API might
+            body = b"echoed\n"
+            self.send_response(200)
+            self.send_header("X-Echo", self.headers.get("Authorization", "-"))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.path.startswith("/status/"):
             code = int(self.path.split("/")[2])
             body = f"status {code}\n".encode()
