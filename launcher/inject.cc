@@ -1,6 +1,7 @@
 #include "launcher/inject.h"
 
 #include <openssl/rand.h>
+#include <openssl/x509.h>
 
 #include <filesystem>
 #include <fstream>
@@ -12,8 +13,18 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Where Debian (and most distributions) keep the system's trust store.
-constexpr const char* kSystemBundle = "/etc/ssl/certs/ca-certificates.crt";
+// The host's trust store: Debian's and Ubuntu's, Fedora's and RHEL's, else OpenSSL's default.
+std::string SystemBundle() {
+  for (const char* path : {"/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+                           X509_get_default_cert_file()}) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) continue;
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+  return "";
+}
 
 std::string RandomHex(size_t bytes) {
   std::vector<unsigned char> raw(bytes);
@@ -76,9 +87,7 @@ std::expected<std::unique_ptr<Injector>, std::string> Injector::Create(
   fs::create_directories(dir, ec);
   // The sandbox's user reads it (a mkdtemp folder is the caller's alone).
   if (!ec) fs::permissions(dir, fs::perms(0755), ec);
-  std::stringstream system;
-  system << std::ifstream(kSystemBundle, std::ios::binary).rdbuf();
-  std::string bundle = system.str();
+  std::string bundle = SystemBundle();
   if (!bundle.empty() && bundle.back() != '\n') bundle += '\n';
   if (ec || !WriteWhole(in->ca_file_, (*ca)->cert_pem()) ||
       !WriteWhole(in->bundle_, bundle + (*ca)->cert_pem())) {

@@ -232,7 +232,14 @@ std::optional<bool> LiveTable::Ask(const std::string& question, int in_fd) {
     std::lock_guard lock(mu_);
     DrawLocked();
     asking_ = true;
-    std::string out = question + " [y/N] ";
+    // On one line (the frame's arithmetic counts it as one): cut to the terminal's width.
+    winsize ws{};
+    size_t width = ioctl(fd_, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20 ? ws.ws_col : 80;
+    std::string out = question;
+    const std::string ask = " [y/N] ";
+    size_t room = width - 1 - ask.size();
+    if (out.size() > room) out = out.substr(0, room - 3) + "...";
+    out += ask;
     (void)!write(fd_, out.data(), out.size());
   }
   std::string answer;

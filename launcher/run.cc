@@ -176,6 +176,8 @@ class Runner {
   void RecordSandbox(const std::string& task, int attempt, const char* phase,
                      const sandbox::Result& result, TryResult* r);
   void Say(const std::string& line);
+  // A message for people that is not a state change: above the live table when there is one.
+  void Warn(const std::string& line);
   void Stopper();
   void Egress(const sandbox::EgressRecord& r);
   // Writes dir_/name whole or not at all (a temporary file renamed over it); says why not.
@@ -221,8 +223,7 @@ void Runner::Event(json record, bool sign, bool sync) {
   bool failed_before = !log_->failure().empty();
   auto r = sign ? log_->AppendSigned(record, record["t"]) : log_->Append(record, sync);
   if (!r && !failed_before) {
-    std::fprintf(stderr, "corral: %s; no more tasks start (corral resume %s continues)\n",
-                 r.error().c_str(), run_.c_str());
+    Warn("corral: " + r.error() + "; no more tasks start (corral resume " + run_ + " continues)");
   }
   if (json_) {
     std::lock_guard lock(mu_);
@@ -255,6 +256,14 @@ void Runner::RecordSandbox(const std::string& task, int attempt, const char* pha
     json& denied = s["denied"];
     if (!denied.is_object()) denied = json::object();
     denied[d.syscall] = denied.value(d.syscall, uint64_t{0}) + d.count;
+  }
+}
+
+void Runner::Warn(const std::string& line) {
+  if (live_) {
+    live_->Print(line);
+  } else {
+    std::fprintf(stderr, "%s\n", line.c_str());
   }
 }
 
@@ -370,6 +379,13 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   // the task's branch (worktree/sandbox_git.cc). The repository's .git stays out of sight.
   auto git = repo->PrepareSandboxGit(*ws);
   if (!git) return fail(git.error().message);
+  // Whatever happens from here, the agent's git directory goes with the try: what it holds is
+  // kept in the repository (KeepAgentCommits) or refused for good.
+  struct RemoveGitDir {
+    worktree::Repository& repo;
+    const std::string &run, &task;
+    ~RemoveGitDir() { (void)repo.RemoveSandboxGit(run, task); }
+  } remove_git_dir{*repo, run_, id};
   spec->binds.emplace_back(git->dir, true);
   spec->binds.emplace_back(git->objects, false);
   spec->files.push_back({ws->path + "/.git", git->git_file});
@@ -466,8 +482,6 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   }
   if (kept->commits) r.sandbox["agent_commits"] = kept->commits;
   if (!kept->refused.empty()) r.sandbox["agent_commits_refused"] = kept->refused;
-  // What it kept is in the repository now; what it did not is refused for good.
-  (void)repo->RemoveSandboxGit(run_, id);
   auto commit = repo->CommitAll(
       *ws, {run_, id, c.policy_ref, redactor_.secrets(), git->start, kept->not_checked_out});
   if (commit) commit_span.attributes["corral.commit"] = commit->commit;
@@ -538,7 +552,7 @@ void Runner::WriteReport(const std::string& name, const std::string& content) {
   if (r && rename(tmp.c_str(), path.c_str()) != 0) r = sandbox::ErrnoError("rename");
   if (!r) {
     unlink(tmp.c_str());
-    std::fprintf(stderr, "corral: cannot write %s: %s\n", path.c_str(), r.error().message.c_str());
+    Warn("corral: cannot write " + path + ": " + r.error().message);
   }
 }
 
@@ -616,7 +630,8 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
     }
   };
   // A person at the terminal answers approvals as they come, while the other tasks run.
-  bool ask = live_ && IsTerminal(STDIN_FILENO);
+  // Only in the terminal's foreground: a corral started with & would be stopped by SIGTTIN.
+  bool ask = live_ && IsTerminal(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp();
   std::vector<size_t> questions;
   std::thread asker;
   auto put_question = [&](size_t t) {
@@ -677,9 +692,14 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
           Event({{"type", "task-awaiting-approval"},
                  {"task", tasks_[t].task->id},
                  {"policy", tasks_[t].policy_ref}});
-          Say(tasks_[t].task->id + ": awaiting approval (corral approve " + run_ + " " +
-              tasks_[t].task->id + ", then corral resume " + run_ + ")");
-          if (ask) questions.push_back(t);
+          std::string hint = tasks_[t].task->id + ": awaiting approval (corral approve " + run_ +
+                             " " + tasks_[t].task->id + ", then corral resume " + run_ + ")";
+          Say(hint);
+          if (ask) {
+            questions.push_back(t);
+          } else if (live_) {
+            live_->Print("corral: " + hint);
+          }
         }
       }
       // One question at a time, in the order the tasks came to wait.
@@ -707,7 +727,7 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
       auto until = wake ? start_ + *wake : Clock::now() + std::chrono::hours(1);
       cv_.wait_until(lock, until, [&] {
         return !done_.empty() || throttled_ > 0 || (stopping_ && !stopping) || !answers_.empty() ||
-               (asking_ == 0 && !questions.empty());
+               (asking_ == 0 && !questions.empty() && !stopping_ && log_->failure().empty());
       });
       finished.swap(done_);
       throttled = std::exchange(throttled_, 0);

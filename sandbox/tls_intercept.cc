@@ -84,13 +84,15 @@ Expected<std::shared_ptr<InterceptCa>> InterceptCa::Create(const std::vector<std
   ca->cert_ = NewCert(ca->key_, "corral run CA (secrets.inject)");
   if (!ca->cert_) return SslError("make the CA certificate");
   X509_set_issuer_name(ca->cert_, X509_get_subject_name(ca->cert_));
+  // Name constraints: these DNS subtrees and no IP address at all.
   std::string permitted;
   for (const std::string& d : domains) permitted += (permitted.empty() ? "" : ",") + ("permitted;DNS:" + d);
+  if (permitted.empty()) return Fail("a CA for secrets.inject needs at least one host name");
+  permitted += ",excluded;IP:0.0.0.0/0.0.0.0,excluded;IP:0:0:0:0:0:0:0:0/0:0:0:0:0:0:0:0";
   if (!AddExtension(ca->cert_, ca->cert_, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
       !AddExtension(ca->cert_, ca->cert_, NID_key_usage, "critical,keyCertSign,cRLSign") ||
       !AddExtension(ca->cert_, ca->cert_, NID_subject_key_identifier, "hash") ||
-      (!permitted.empty() &&
-       !AddExtension(ca->cert_, ca->cert_, NID_name_constraints, "critical," + permitted))) {
+      !AddExtension(ca->cert_, ca->cert_, NID_name_constraints, "critical," + permitted)) {
     return SslError("CA certificate extensions");
   }
   if (X509_sign(ca->cert_, ca->key_, EVP_sha256()) == 0) return SslError("sign the CA certificate");
