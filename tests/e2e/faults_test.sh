@@ -269,7 +269,7 @@ cat >../plan.toml <<P
 [[task]]
 id = "first"
 policy = "$policy"
-run = ["sh", "-c", "while [ ! -e /tmp/never ] && [ ! -e \$CORRAL_INPUTS/go ]; do sleep 0.05; done; echo 1 > one.txt"]
+run = ["sh", "-c", "while [ ! -e go ]; do sleep 0.05; done; rm go; echo 1 > one.txt"]
 
 [[task]]
 id = "second"
@@ -279,9 +279,15 @@ run = ["sh", "-c", "echo 2 > two.txt"]
 P
 "$corral" run ../plan.toml >../run.out 2>&1 &
 pid=$!
-for _ in $(seq 200); do run=$(ls .git/corral/runs 2>/dev/null); [ -n "$run" ] && [ -d .git/corral/runs/$run/inputs/first ] && break; sleep 0.05; done
-touch .git/corral/runs/$run/inputs/first/go
-mount --bind .git/corral/runs/$run .git/corral/runs/$run && mount -o remount,bind,ro .git/corral/runs/$run
+for _ in $(seq 200); do run=$(ls .git/corral/runs 2>/dev/null); [ -n "$run" ] && [ -d .git/corral/runs/$run/inputs/first ] && [ -e .git/corral/runs/$run/logs/first.log ] && break; sleep 0.05; done
+# The run directory turns read-only while the first task waits (its signal comes through its
+# worktree, outside the run directory); a mount that meets a busy moment is tried again.
+for _ in $(seq 50); do
+  mount --bind .git/corral/runs/$run .git/corral/runs/$run 2>>../mount.err && break
+  sleep 0.1
+done
+mount -o remount,bind,ro .git/corral/runs/$run
+touch .git/corral/worktrees/$run/first/go
 wait $pid
 echo "exit $?" >>../run.out
 umount .git/corral/runs/$run
