@@ -60,6 +60,25 @@ bool IsInternal(const asio::ip::address& a) {
 
 constexpr size_t kPipeSize = 1 << 20;
 
+// Replaces, in every header value of `fields` (a request or a response), each pair's first
+// string by its second.
+template <class Fields>
+void ReplaceInHeaders(Fields& fields, const std::vector<std::pair<std::string, std::string>>& pairs) {
+  std::vector<std::pair<std::string, std::string>> changed;
+  for (const auto& field : fields) {
+    std::string value(field.value());
+    bool found = false;
+    for (const auto& [from, to] : pairs) {
+      for (size_t at = 0; (at = value.find(from, at)) != std::string::npos; at += to.size()) {
+        value.replace(at, from.size(), to);
+        found = true;
+      }
+    }
+    if (found) changed.emplace_back(std::string(field.name_string()), std::move(value));
+  }
+  for (const auto& [name, value] : changed) fields.set(name, value);
+}
+
 // A pipe between two sockets for splice(2).
 struct Pipe {
   int in = -1, out = -1;
@@ -259,6 +278,8 @@ awaitable<void> EgressProxy::Impl::Intercept(
       co_return;
     }
 
+    std::vector<std::pair<std::string, std::string>> unswaps;  // value -> placeholder
+    for (const auto& [placeholder, secret] : swaps) unswaps.emplace_back(secret, placeholder);
     boost::beast::flat_buffer down_buf, up_buf;
     for (;;) {
       http::request_parser<http::string_body> reqp;
@@ -277,20 +298,7 @@ awaitable<void> EgressProxy::Impl::Intercept(
       req.set(http::field::host, port == 443 ? host : host + ":" + std::to_string(port));
       // The body is sent whole; a 100 Continue would put the exchange out of step.
       req.erase(http::field::expect);
-      std::vector<std::pair<std::string, std::string>> changed;
-      for (const auto& field : req) {
-        std::string value(field.value());
-        bool swapped = false;
-        for (const auto& [placeholder, secret] : swaps) {
-          for (size_t at = 0; (at = value.find(placeholder, at)) != std::string::npos;) {
-            value.replace(at, placeholder.size(), secret);
-            at += secret.size();
-            swapped = true;
-          }
-        }
-        if (swapped) changed.emplace_back(std::string(field.name_string()), std::move(value));
-      }
-      for (const auto& [name, value] : changed) req.set(name, value);
+      ReplaceInHeaders(req, swaps);
       std::ostringstream head;
       head << req.base();
       rec->bytes_up += head.str().size() + req.body().size();
@@ -314,20 +322,7 @@ awaitable<void> EgressProxy::Impl::Intercept(
       rec->status = resp.get().result_int();
       // A server that echoes a header (CORS, an error message) does not hand the agent a value:
       // it gets the placeholder back.
-      std::vector<std::pair<std::string, std::string>> scrubbed;
-      for (const auto& field : resp.get()) {
-        std::string value(field.value());
-        bool found = false;
-        for (const auto& [placeholder, secret] : swaps) {
-          for (size_t at = 0; (at = value.find(secret, at)) != std::string::npos;) {
-            value.replace(at, secret.size(), placeholder);
-            at += placeholder.size();
-            found = true;
-          }
-        }
-        if (found) scrubbed.emplace_back(std::string(field.name_string()), std::move(value));
-      }
-      for (const auto& [name, value] : scrubbed) resp.get().set(name, value);
+      ReplaceInHeaders(resp.get(), unswaps);
       http::serializer<false, http::buffer_body> sr{resp.get()};
       std::array<char, 16384> chunk;
       do {
