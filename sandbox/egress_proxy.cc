@@ -279,6 +279,7 @@ awaitable<void> EgressProxy::Impl::Intercept(
     }
 
     std::vector<std::pair<std::string, std::string>> unswaps;  // value -> placeholder
+    unswaps.reserve(swaps.size());
     for (const auto& [placeholder, secret] : swaps) unswaps.emplace_back(secret, placeholder);
     boost::beast::flat_buffer down_buf, up_buf;
     for (;;) {
