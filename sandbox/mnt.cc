@@ -97,6 +97,7 @@ struct Entry {
   int fd = -1;        // kDetached
   std::string link;   // kSymlink target
   uint64_t size = 0;  // kTmpfs, kDev
+  bool kvm = false;   // kDev: with the host's /dev/kvm
 
   Entry(std::string p, Kind k, bool w = false) : path(std::move(p)), kind(k), writable(w) {}
 };
@@ -184,9 +185,11 @@ Expected<> MountProc(const std::string& dest) {
   return {};
 }
 
-Expected<> MountDev(const std::string& dest, uint64_t shm_size) {
+Expected<> MountDev(const std::string& dest, uint64_t shm_size, bool kvm) {
   if (auto r = MountTmpfs(dest, 1 << 20, "0755"); !r) return r;
-  for (const char* node : {"null", "zero", "full", "random", "urandom", "tty"}) {
+  std::vector<const char*> nodes = {"null", "zero", "full", "random", "urandom", "tty"};
+  if (kvm) nodes.push_back("kvm");
+  for (const char* node : nodes) {
     std::string target = dest + "/" + node;
     std::string source = std::string(kOld) + "/dev/" + node;
     if (auto r = MountPoint(target, false); !r) return r;
@@ -245,7 +248,7 @@ Expected<> Apply(const Entry& e) {
     case Kind::kProc:
       return MountProc(dest);
     case Kind::kDev:
-      return MountDev(dest, e.size);
+      return MountDev(dest, e.size, e.kvm);
   }
   return {};
 }
@@ -423,7 +426,9 @@ Expected<> BuildRoot(const Spec& spec, const std::vector<int>& detached) {
     }
   }
   entries.emplace_back("/proc", Kind::kProc);
-  entries.emplace_back("/dev", Kind::kDev).size = spec.limits.tmp_size;
+  Entry& dev = entries.emplace_back("/dev", Kind::kDev);
+  dev.size = spec.limits.tmp_size;
+  dev.kvm = spec.kvm;
   entries.emplace_back("/tmp", Kind::kTmpfs, true).size = spec.limits.tmp_size;
   std::stable_sort(entries.begin(), entries.end(), Before);
   for (const Entry& e : entries) {

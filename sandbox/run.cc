@@ -51,8 +51,8 @@ class SignalForwarding {
 
 bool KnownSyscall(std::string_view name) { return seccomp::KnownSyscall(name); }
 
-Expected<std::string> CompileBpf(const std::vector<SyscallRule>& rules) {
-  auto filter = seccomp::Filter::Build(rules);
+Expected<std::string> CompileBpf(const std::vector<SyscallRule>& rules, bool notify) {
+  auto filter = seccomp::Filter::Build(rules, false, notify);
   if (!filter) return std::unexpected(filter.error());
   return filter->ExportBpf();
 }

@@ -42,8 +42,14 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options);
 // Whether libseccomp knows `name` as a syscall of this machine.
 bool KnownSyscall(std::string_view name);
 
+// Whether the command of a sandbox started by this process may open `path` (a device, such as
+// /dev/kvm) for reading and writing. As root the sandbox runs as an id that owns nothing on the
+// host and holds no groups, so only what is open to everyone is open to it.
+bool SandboxMayOpen(const std::string& path);
+
 // The filter for `rules` as a raw BPF program (struct sock_filter[]), as bubblewrap's --seccomp
-// takes it. Denials notify a supervisor; without one the kernel answers them with ENOSYS.
-Expected<std::string> CompileBpf(const std::vector<SyscallRule>& rules);
+// takes it. Denials notify a supervisor (without one the kernel answers them with ENOSYS); with
+// `notify` false they answer EPERM themselves.
+Expected<std::string> CompileBpf(const std::vector<SyscallRule>& rules, bool notify = true);
 
 }  // namespace corral::sandbox

@@ -23,7 +23,8 @@ std::string SyscallName(unsigned arch, int nr) {
   return out;
 }
 
-Expected<Filter> Filter::Build(const std::vector<SyscallRule>& rules, bool observe_exec) {
+Expected<Filter> Filter::Build(const std::vector<SyscallRule>& rules, bool observe_exec,
+                               bool notify) {
   scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
   if (!ctx) return Fail("seccomp_init failed");
   auto fail = [&](const std::string& what, int rc) {
@@ -40,7 +41,9 @@ Expected<Filter> Filter::Build(const std::vector<SyscallRule>& rules, bool obser
   for (const SyscallRule& rule : rules) {
     int nr = seccomp_syscall_resolve_name(rule.name.c_str());
     if (nr == __NR_SCMP_ERROR) continue;  // not on this architecture
-    uint32_t action = rule.error == DenyErrno::kEnosys ? SCMP_ACT_ERRNO(ENOSYS) : SCMP_ACT_NOTIFY;
+    uint32_t action = rule.error == DenyErrno::kEnosys ? SCMP_ACT_ERRNO(ENOSYS)
+                      : notify                         ? SCMP_ACT_NOTIFY
+                                                       : SCMP_ACT_ERRNO(EPERM);
     notifies |= action == SCMP_ACT_NOTIFY;
     std::vector<scmp_arg_cmp> cmps;
     for (const ArgCompare& a : rule.args) {

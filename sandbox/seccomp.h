@@ -19,10 +19,12 @@ std::string SyscallName(unsigned arch, int nr);
 // A filter built before the sandbox starts (in the single-threaded helper) and loaded inside it.
 // Default action: allow. Foreign architectures (i386, x32) kill the process. EPERM rules notify
 // the supervisor, which answers EPERM and records the call; with `observe_exec`, execve and
-// execveat notify too, and the supervisor lets them continue once it has read them.
+// execveat notify too, and the supervisor lets them continue once it has read them. Without
+// `notify` (where no supervisor listens: a VM guest), EPERM rules answer EPERM themselves.
 class Filter {
  public:
-  static Expected<Filter> Build(const std::vector<SyscallRule>& rules, bool observe_exec = false);
+  static Expected<Filter> Build(const std::vector<SyscallRule>& rules, bool observe_exec = false,
+                                bool notify = true);
   Filter(Filter&& other) noexcept;
   Filter& operator=(Filter&&) = delete;
   ~Filter();

@@ -52,7 +52,8 @@ std::string ToJson(const Spec& s) {
             {"limits", limits},        {"syscalls", s.syscalls},
             {"hostname", s.hostname},
             {"observe_exec", s.observe_exec},
-            {"proxy_port", s.proxy_port}};
+            {"proxy_port", s.proxy_port},
+            {"kvm", s.kvm}};
   return j.dump();
 }
 
@@ -84,6 +85,7 @@ Expected<Spec> SpecFromJson(const std::string& text) {
     j.at("observe_exec").get_to(s.observe_exec);
     j.at("proxy_port").get_to(s.proxy_port);
     j.at("hostname").get_to(s.hostname);
+    j.at("kvm").get_to(s.kvm);
     return s;
   } catch (const json::exception& e) {
     return Fail(std::string("bad sandbox spec: ") + e.what());
@@ -98,6 +100,7 @@ std::string ToJson(const Result& r) {
             {"timed_out", r.timed_out},
             {"cpu_limit_hit", r.cpu_limit_hit},
             {"oom_killed", r.oom_killed},
+            {"stop_signal", r.stop_signal},
             {"denials", r.denials},
             {"last_denied", r.last_denied},
             {"wall_time_ms", r.wall_time.count()},
@@ -121,6 +124,7 @@ Expected<Result> ResultFromJson(const std::string& text) {
     j.at("timed_out").get_to(r.timed_out);
     j.at("cpu_limit_hit").get_to(r.cpu_limit_hit);
     j.at("oom_killed").get_to(r.oom_killed);
+    j.at("stop_signal").get_to(r.stop_signal);
     j.at("denials").get_to(r.denials);
     j.at("last_denied").get_to(r.last_denied);
     r.wall_time = std::chrono::milliseconds(j.at("wall_time_ms").get<int64_t>());

@@ -85,6 +85,8 @@ struct Spec {
   Limits limits;
   std::vector<SyscallRule> syscalls;
   std::string hostname = "corral";
+  // The host's /dev/kvm in the sandbox's /dev (the VM target's QEMU, where KVM works).
+  bool kvm = false;
   // Record every execve/execveat of the sandbox (Result::execs), through a seccomp notification
   // that the supervisor answers after reading the call's arguments.
   bool observe_exec = false;
@@ -123,6 +125,9 @@ struct Result {
   bool timed_out = false;       // the wall-time limit stopped it
   bool cpu_limit_hit = false;   // the cpu-time limit stopped it
   bool oom_killed = false;      // the memory limit killed a process of the sandbox
+  // The first termination signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) sent to the sandbox from
+  // outside and passed on to it; 0: none.
+  int stop_signal = 0;
   std::vector<Denial> denials;  // syscalls the filter refused, in first-seen order
   std::string last_denied;
   std::chrono::milliseconds wall_time{0};

@@ -274,6 +274,7 @@ Expected<Result> Supervise(const Spec& request, int reply_fd) {
         // when its pid 1 has exited, which the kernel allows only once the rest of it is gone.
         int sig = static_cast<int>(info.ssi_signo) == kParentDied ? SIGKILL
                                                                   : static_cast<int>(info.ssi_signo);
+        if (sig != SIGKILL && result.stop_signal == 0) result.stop_signal = sig;
         kill(static_cast<pid_t>(pid), sig);
       }
     }

@@ -1,9 +1,11 @@
 #include "sandbox/user.h"
 
 #include "sandbox/fdio.h"
+#include "sandbox/sandbox.h"
 
 #include <fcntl.h>
 #include <grp.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -54,3 +56,18 @@ Expected<> BecomeInside(const Identity& id) {
 }
 
 }  // namespace corral::sandbox::user
+
+namespace corral::sandbox {
+
+bool SandboxMayOpen(const std::string& path) {
+  user::Identity id = user::IdentityForCaller();
+  if (!id.privileged) return access(path.c_str(), R_OK | W_OK) == 0;
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return false;
+  mode_t rw = st.st_uid == id.host_uid ? S_IRUSR | S_IWUSR
+              : st.st_gid == id.host_gid ? S_IRGRP | S_IWGRP
+                                          : S_IROTH | S_IWOTH;
+  return (st.st_mode & rw) == rw;
+}
+
+}  // namespace corral::sandbox
