@@ -207,6 +207,7 @@ class Runner {
   std::vector<std::pair<size_t, TryResult>> done_;
   std::set<pid_t> helpers_;
   int throttled_ = 0;  // HTTP 429s the egress proxy saw since the scheduler last heard
+  int answered_ = 0;   // other answers of allowed hosts, likewise
   bool stopping_ = false;
   bool finished_ = false;  // the run ended; the stopper thread is told to leave
   // On a terminal: the live table instead of a line per state change, and (with a terminal on
@@ -564,6 +565,10 @@ void Runner::Egress(const sandbox::EgressRecord& r) {
     std::lock_guard lock(mu_);
     ++throttled_;
     cv_.notify_all();
+  } else if (r.allowed && r.status >= 200 && r.status < 500) {
+    std::lock_guard lock(mu_);
+    ++answered_;
+    cv_.notify_all();
   }
 }
 
@@ -720,17 +725,19 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
     if (workers.empty() && sched.Done() && !asking() && questions.empty()) break;
     std::vector<std::pair<size_t, TryResult>> finished;
     std::vector<std::pair<size_t, bool>> answers;
-    int throttled = 0;
+    int throttled = 0, answered = 0;
     {
       std::unique_lock lock(mu_);
       auto wake = sched.NextWake(now);
       auto until = wake ? start_ + *wake : Clock::now() + std::chrono::hours(1);
       cv_.wait_until(lock, until, [&] {
-        return !done_.empty() || throttled_ > 0 || (stopping_ && !stopping) || !answers_.empty() ||
+        return !done_.empty() || throttled_ > 0 || answered_ > 0 || (stopping_ && !stopping) ||
+               !answers_.empty() ||
                (asking_ == 0 && !questions.empty() && !stopping_ && log_->failure().empty());
       });
       finished.swap(done_);
       throttled = std::exchange(throttled_, 0);
+      answered = std::exchange(answered_, 0);
       answers.swap(answers_);
     }
     for (auto [t, yes] : answers) {
@@ -743,6 +750,8 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
     answers.clear();
     now = std::chrono::duration_cast<Millis>(Clock::now() - start_);
     // An allowed API answered 429: the shared resource is saturated, so -j auto backs off.
+    // Otherwise its answers say it bears the load, and -j auto may grow.
+    if (answered > 0 && throttled == 0) sched.Answered(answered, now);
     if (throttled > 0) {
       int before = sched.limit();
       sched.RateLimited(now);

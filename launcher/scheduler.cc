@@ -100,10 +100,7 @@ void Scheduler::Finish(size_t task, const Outcome& outcome, Millis now) {
     case K::kSucceeded:
       e.state = TaskState::kSucceeded;
       e.reason.clear();
-      // Slow start until the first sign of a limit (one more per success), then about one more
-      // per window of successes.
-      auto_limit_ = std::min<double>(options_.auto_max,
-                                     auto_limit_ + (last_decrease_ ? 1.0 / auto_limit_ : 1.0));
+      Increase();
       return;
     case K::kRateLimited:
       Decrease(now);
@@ -148,6 +145,27 @@ void Scheduler::Approve(size_t task) {
 }
 
 void Scheduler::RateLimited(Millis now) { Decrease(now); }
+
+void Scheduler::Answered(int count, Millis now) {
+  // Answers only say the resource bears the window when the window is used: tasks that are few
+  // or slow to start would otherwise grow it without a test.
+  if (options_.jobs || running_ < static_cast<size_t>(limit())) return;
+  if (!last_decrease_) {
+    for (int i = 0; i < count; ++i) Increase();
+    return;
+  }
+  // Many answers come from one task: one more per cooldown in which none was refused.
+  if (now - std::max(*last_decrease_, last_increase_) < options_.auto_cooldown) return;
+  last_increase_ = now;
+  auto_limit_ = std::min<double>(options_.auto_max, std::floor(auto_limit_) + 1);
+}
+
+void Scheduler::Increase() {
+  // Slow start until the first sign of a limit (one more per success), then about one more per
+  // window of successes.
+  auto_limit_ = std::min<double>(options_.auto_max,
+                                 auto_limit_ + (last_decrease_ ? 1.0 / auto_limit_ : 1.0));
+}
 
 void Scheduler::Decrease(Millis now) {
   if (options_.jobs) return;

@@ -9,7 +9,10 @@
 // - `jobs = auto`: additive increase, multiplicative decrease. The window starts at `auto_start`,
 //   grows by one per success until the first rate limit (slow start), then by about one per
 //   window of successes, and shrinks to 0.7 of itself (at most once per `auto_cooldown`) on a
-//   rate limit reported by a task or by the egress proxy.
+//   rate limit reported by a task or by the egress proxy. Answers the egress proxy sees allowed
+//   hosts give, while the window is full, count too: agents that talk to an API say within seconds
+//   whether it bears the load, long before they end. Each answer is a success in slow start;
+//   after it, a cooldown of answers without a rate limit is worth one more.
 #pragma once
 
 #include <chrono>
@@ -81,6 +84,8 @@ class Scheduler {
 
   // The egress proxy saw HTTP 429 from an allowed host.
   void RateLimited(Millis now);
+  // The egress proxy saw `count` answers (not 429, not a server error) from allowed hosts.
+  void Answered(int count, Millis now);
 
   // When the next backoff ends after `now`, if any task waits for one. (A task whose backoff
   // already ended waits for a free slot, which only a Finish makes.)
@@ -111,6 +116,7 @@ class Scheduler {
   };
   void SkipDependents();
   void Decrease(Millis now);
+  void Increase();
   Millis Backoff(int attempt, std::optional<Millis> retry_after);
 
   std::vector<Entry> tasks_;
@@ -119,6 +125,7 @@ class Scheduler {
   size_t running_ = 0;
   double auto_limit_;
   std::optional<Millis> last_decrease_;
+  Millis last_increase_{0};  // by answers, after slow start
   std::mt19937_64 rng_;
 };
 

@@ -15,7 +15,7 @@ src=$(pwd)
 corral=$(realpath "${1:-build/launcher/corral}")
 work=$(mktemp -d /tmp/corral-runbench-XXXXXX)
 api_pid=""
-trap '[ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -n "$api_pid" ] && kill "$api_pid" 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 export CORRAL_AUDIT_KEY=$work/audit-key.pem
 
 fresh_repo() {

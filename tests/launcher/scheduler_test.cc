@@ -267,6 +267,41 @@ TEST(SchedulerTest, ProxyRateLimitSignalShrinksTheWindowOncePerCooldown) {
   EXPECT_EQ(s.limit(), 1) << "never below one";
 }
 
+TEST(SchedulerTest, ProxyAnswersGrowAFullWindow) {
+  SchedulerOptions o;
+  o.jobs.reset();
+  o.auto_start = 2;
+  o.auto_cooldown = milliseconds(1000);
+  Scheduler s(Independent(20), Iota(20), o);
+  s.Answered(5, milliseconds(0));
+  EXPECT_EQ(s.limit(), 2) << "nothing runs: answers say nothing about the window";
+  EXPECT_EQ(s.TakeStartable(milliseconds(0)).size(), 2u);
+  s.Answered(3, milliseconds(100));
+  EXPECT_EQ(s.limit(), 5) << "slow start: one more per answer";
+  EXPECT_EQ(s.TakeStartable(milliseconds(100)).size(), 3u);
+  s.RateLimited(milliseconds(200));
+  EXPECT_EQ(s.limit(), 3);  // 5 * 0.7
+  s.Answered(50, milliseconds(700));
+  EXPECT_EQ(s.limit(), 3) << "within the cooldown of the rate limit";
+  s.Answered(50, milliseconds(1300));
+  EXPECT_EQ(s.limit(), 4) << "after it: one more per cooldown, however many answers";
+  s.Answered(50, milliseconds(1800));
+  EXPECT_EQ(s.limit(), 4);
+  s.Answered(1, milliseconds(2400));
+  EXPECT_EQ(s.limit(), 5);
+  // Two of the five end: three run in a window of five, whose answers test nothing.
+  auto ids = std::vector<size_t>{0, 1};
+  for (size_t t : ids) s.Finish(t, {Kind::kFailed, {}}, milliseconds(3000));
+  s.Answered(1, milliseconds(3500));
+  EXPECT_EQ(s.limit(), 5) << "three run in a window of five: not full";
+  SchedulerOptions fixed;
+  fixed.jobs = 3;
+  Scheduler f(Independent(5), Iota(5), fixed);
+  EXPECT_EQ(f.TakeStartable(milliseconds(0)).size(), 3u);
+  f.Answered(100, milliseconds(0));
+  EXPECT_EQ(f.limit(), 3) << "-j N stays N";
+}
+
 TEST(SchedulerTest, ResumeFromEveryPrefixGivesTheSameResult) {
   // The DAG a -> b -> d, a -> c -> d, e; c fails once (retries 1), e fails for good.
   auto make = [] {
