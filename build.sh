@@ -13,7 +13,8 @@ src=$(pwd)
 mode=${1:-demo}
 
 packages=(build-essential cmake pkg-config git libgit2-dev libyaml-cpp-dev libkrb5-dev libseccomp-dev libboost-dev libboost-filesystem-dev
-  nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libssl-dev libgtest-dev libgmock-dev)
+  nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libssl-dev libgtest-dev libgmock-dev
+  qemu-system-x86)
 [ "$mode" = bench ] && packages+=(bubblewrap hyperfine)
 # The tests' peers: curl, openssl and Python's http.server on loopback; Node.js for the agent CLIs
 # and the schema validators; Chromium for the HTML report.
@@ -37,9 +38,37 @@ install_missing() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# The vm target's guest kernel: Debian's linux-image package, extracted (not installed: the host
+# keeps its kernel and /boot) into DIR/vm, with only the modules launcher/vm.h names.
+guest_kernel() {  # guest_kernel DIR
+  local dir=$1/vm tmp pkg
+  [ -f "$dir/vmlinuz" ] && return
+  if [ -f build/vm/vmlinuz ]; then mkdir -p "$1" && cp -a build/vm "$1/" && return; fi
+  stage "guest kernel for the vm target in $dir"
+  pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}')
+  if [ -z "$pkg" ]; then
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo=sudo
+    $sudo apt-get update -qq
+    pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
+  fi
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq "$pkg" 2>/dev/null)
+  dpkg-deb -x "$tmp"/*.deb "$tmp/x"
+  mkdir -p "$dir.tmp/modules"
+  cp "$tmp"/x/boot/vmlinuz-* "$dir.tmp/vmlinuz"
+  for m in $(grep -o '"[a-z0-9_]*\.ko"' launcher/vm.h | tr -d '"'); do
+    find "$tmp/x/lib/modules" -name "$m" -exec cp {} "$dir.tmp/modules/" \;
+    [ -f "$dir.tmp/modules/$m" ] || { echo "$pkg has no $m" >&2; exit 1; }
+  done
+  rm -rf "$tmp" "$dir"
+  mv "$dir.tmp" "$dir"
+}
+
 build() {  # build DIR [cmake args...]
   local dir=$1
   shift
+  guest_kernel "$dir"
   stage "building in $dir"
   cmake -S "$src" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCORRAL_WERROR=ON "$@" >/dev/null
   cmake --build "$dir" -j"$(nproc)"
@@ -69,6 +98,7 @@ run_tests() {
     cp -a tests/agents/node_modules "$copy/tests/agents/"  # root's, read-only to the user
     cp -a tests/k8s/node_modules "$copy/tests/k8s/"
     cp -a tests/html/node_modules "$copy/tests/html/"
+    mkdir -p "$copy/build" && cp -a build/vm "$copy/build/" && chown -R "$test_user" "$copy/build"
     chmod 755 "$copy"
     stage "tests as $test_user (unprivileged)"
     runuser -u "$test_user" -- env CORRAL_REQUIRE_FEATURES="${CORRAL_REQUIRE_FEATURES:-}" bash -c "

@@ -8,6 +8,7 @@
 #include "launcher/commands.h"
 #include "launcher/host_vm.h"
 #include "launcher/spec_from_policy.h"
+#include "launcher/vm.h"
 #include "sandbox/host_probe.h"
 
 namespace corral::launcher {
@@ -22,6 +23,7 @@ std::function<int()> DefineDoctor(CLI::App* app) {
     if (!checks) return BadInput(checks.error().message);
     for (auto& c : ProbeVirtualization()) checks->push_back(std::move(c));
     checks->push_back(ProbeQemu());
+    checks->push_back(vm::Probe());
     std::string firmware, missing;
     for (const std::string& m : MissingForTdx("/", "", &firmware)) {
       missing += (missing.empty() ? "" : "; ") + m;
@@ -42,7 +44,7 @@ std::function<int()> DefineDoctor(CLI::App* app) {
       for (const auto& c : *checks) {
         std::printf("  %-4s %s: %s\n", c.ok ? "ok" : (c.essential ? "FAIL" : "no"), c.name.c_str(),
                     c.detail.c_str());
-        if (!c.ok && !c.fix.empty()) std::printf("       -> %s\n", c.fix.c_str());
+        if (!c.fix.empty()) std::printf("       -> %s\n", c.fix.c_str());
       }
       std::printf("%s\n", ready ? "corral exec and corral run work here."
                                 : "corral cannot sandbox commands here until the FAIL lines are "

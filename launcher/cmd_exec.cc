@@ -13,6 +13,7 @@
 #include "launcher/inject.h"
 #include "launcher/policy_file.h"
 #include "launcher/spec_from_policy.h"
+#include "launcher/vm.h"
 #include "sandbox/egress_proxy.h"
 #include "sandbox/sandbox.h"
 
@@ -113,7 +114,8 @@ int RunExec(const ExecOptions& o) {
       served = proxy->Serve(fd, std::move(client));
     };
   }
-  auto result = sandbox::Run(*spec, run_options);
+  auto result = policy->target == policy::Target::kVm ? vm::Run(*spec, run_options)
+                                                     : sandbox::Run(*spec, run_options);
   if (proxy && served) proxy->Stop(served);
   if (!result) return SetupFailed(result.error().message);
   const sandbox::Result& r = *result;

@@ -33,6 +33,7 @@
 #include "launcher/report_html.h"
 #include "launcher/scheduler.h"
 #include "launcher/spec_from_policy.h"
+#include "launcher/vm.h"
 #include "launcher/trace.h"
 #include "launcher/version.h"
 #include "policy/plan.h"
@@ -402,7 +403,8 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   for (const auto& [k, v] : c.task->env) env[k] = v;
   for (const auto& [k, v] : env) spec->env.push_back(k + "=" + v);
   if (c.task->timeout) spec->limits.wall_time = c.task->timeout;
-  spec->observe_exec = true;
+  bool in_vm = c.policy.target == policy::Target::kVm;
+  spec->observe_exec = !in_vm;  // a VM's programs run where the host cannot watch them
   // An instrumented agent's spans join the run's trace under the agent span.
   Span agent_span = tracer_->Start("agent", try_span.span_id, {{"corral.policy", c.policy_ref}});
   spec->env.push_back("TRACEPARENT=" + tracer_->TraceParent(agent_span));
@@ -447,7 +449,7 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
     sandbox::Spec setup = *spec;
     setup.argv = plan_.setup;
     Span setup_span = tracer_->Start("setup", try_span.span_id);
-    result = sandbox::Run(setup, options);
+    result = in_vm ? vm::Run(setup, options) : sandbox::Run(setup, options);
     if (result) RecordSandbox(id, attempt, "setup", *result, &r);
     if (result && result->ExitStatus() != 0) {
       r.message = "setup failed: " + result->Describe();
@@ -456,7 +458,7 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   }
   if (result && r.message.empty()) {
     agent_span.start_ns = Tracer::NowNs();
-    result = sandbox::Run(*spec, options);
+    result = in_vm ? vm::Run(*spec, options) : sandbox::Run(*spec, options);
     if (result) RecordSandbox(id, attempt, "agent", *result, &r);
     if (result) agent_span.attributes["corral.exit"] = std::to_string(result->ExitStatus());
     tracer_->End(agent_span, !result                     ? result.error().message
@@ -779,7 +781,7 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
       if (!r.message.empty()) event["message"] = r.message;
       event["branch"] = worktree::TaskBranch(run_, tasks_[t].task->id);
       event["policy"] = tasks_[t].policy_ref;
-      event["target"] = "local";  // the only target corral starts tasks on (DESIGN: local|vm|tdx)
+      event["target"] = tasks_[t].policy.target == policy::Target::kVm ? "vm" : "local";
       event["worktree"] = worktree::WorkspacePath(common_dir_, run_, tasks_[t].task->id);
       for (const auto& [k, v] : r.sandbox.items()) event[k] = v;
       if (IsFinal(state) && task_spans_.count(t)) {

@@ -13,6 +13,7 @@
 #include "launcher/crypto.h"
 #include "launcher/egress.h"
 #include "launcher/host_vm.h"
+#include "launcher/vm.h"
 #include "policy/seccomp_plan.h"
 
 extern char** environ;
@@ -28,23 +29,6 @@ bool Exists(const std::string& path) {
 std::string RealPath(const std::string& path) {
   char buf[PATH_MAX];
   return realpath(path.c_str(), buf) ? std::string(buf) : path;
-}
-
-// Finds `name` as an executable file in `path_list`, as execvp would.
-std::string Which(const std::string& name, const std::string& path_list) {
-  size_t start = 0;
-  while (start <= path_list.size()) {
-    size_t end = path_list.find(':', start);
-    if (end == std::string::npos) end = path_list.size();
-    std::string candidate = path_list.substr(start, end - start) + "/" + name;
-    struct stat st;
-    if (candidate.front() == '/' && stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-        access(candidate.c_str(), X_OK) == 0) {
-      return candidate;
-    }
-    start = end + 1;
-  }
-  return {};
 }
 
 }  // namespace
@@ -151,9 +135,6 @@ std::expected<sandbox::Spec, std::string> SpecFromPolicy(const policy::Policy& p
         "target: \"tdx\": this host can launch trust domains, but this version of corral does "
         "not start tasks in VMs yet (corral export argo runs them on Kata TDX nodes)");
   }
-  if (policy.target != policy::Target::kLocal) {
-    return std::unexpected("target: \"vm\": this version of corral does not start tasks in VMs yet");
-  }
   sandbox::Spec spec;
   spec.argv = argv;
   spec.workspace = workspace;
@@ -256,22 +237,49 @@ std::expected<sandbox::Spec, std::string> SpecFromPolicy(const policy::Policy& p
   spec.syscalls = SyscallRules(policy);
   // The key that signs the audit logs never shows inside a sandbox, whatever the policy binds.
   if (std::string key = SigningKey::DefaultPath(); Exists(key)) spec.hide.push_back(RealPath(key));
+  // What the VM target cannot honour is a policy error, said where the policy is named (a plan
+  // is refused when it loads), not when a VM would start.
+  if (policy.target == policy::Target::kVm) {
+    if (std::string why = vm::Unsupported(spec); !why.empty()) return std::unexpected(why);
+  }
   return spec;
 }
 
-std::expected<std::string, std::string> HelperPath() {
+std::string Which(const std::string& name, const std::string& path_list) {
+  size_t start = 0;
+  while (start <= path_list.size()) {
+    size_t end = path_list.find(':', start);
+    if (end == std::string::npos) end = path_list.size();
+    std::string candidate = path_list.substr(start, end - start) + "/" + name;
+    struct stat st;
+    if (candidate.front() == '/' && stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        access(candidate.c_str(), X_OK) == 0) {
+      return candidate;
+    }
+    start = end + 1;
+  }
+  return {};
+}
+
+std::string SelfDir() {
   char self[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n <= 0) return std::unexpected("cannot find corral's own binary");
-  std::string dir(self, n);
-  dir = dir.substr(0, dir.rfind('/'));
+  if (n <= 0) return "";
+  std::string path(self, n);
+  return path.substr(0, path.rfind('/'));
+}
+
+std::expected<std::string, std::string> LibexecPath(const std::string& name) {
+  std::string dir = SelfDir();
+  if (dir.empty()) return std::unexpected("cannot find corral's own binary");
   for (const std::string& candidate :
-       {dir + "/../libexec/corral/corral-sandbox", dir + "/corral-sandbox",
-        dir + "/../sandbox/corral-sandbox"}) {
+       {dir + "/../libexec/corral/" + name, dir + "/" + name, dir + "/../sandbox/" + name}) {
     if (access(candidate.c_str(), X_OK) == 0) return RealPath(candidate);
   }
-  return std::unexpected("cannot find the corral-sandbox helper next to " + std::string(self, n) +
+  return std::unexpected("cannot find the " + name + " helper in " + dir +
                          " or in ../libexec/corral");
 }
+
+std::expected<std::string, std::string> HelperPath() { return LibexecPath("corral-sandbox"); }
 
 }  // namespace corral::launcher

@@ -34,7 +34,15 @@ std::expected<sandbox::Spec, std::string> SpecFromPolicy(const policy::Policy& p
 // The policy's seccomp rules in the sandbox's terms.
 std::vector<sandbox::SyscallRule> SyscallRules(const policy::Policy& policy);
 
-// The corral-sandbox helper next to this corral binary (build tree) or in ../libexec/corral.
+// `name` as an executable file in `path_list` (absolute entries only), as execvp would find it.
+std::string Which(const std::string& name, const std::string& path_list);
+
+// The folder of this corral binary ("" when /proc/self/exe cannot be read).
+std::string SelfDir();
+
+// A helper program `name` next to this corral binary (build tree) or in ../libexec/corral.
+std::expected<std::string, std::string> LibexecPath(const std::string& name);
+// The corral-sandbox helper.
 std::expected<std::string, std::string> HelperPath();
 
 }  // namespace corral::launcher

@@ -1,21 +1,12 @@
 #include "launcher/tdx_launch.h"
 
 #include "launcher/escape.h"
+#include "launcher/vm.h"
 
 namespace corral::launcher::tdx {
 namespace {
 
 std::string Escape(const std::string& s) { return EscapeMarkup(s); }
-
-// A value inside QEMU's comma-separated option syntax: commas are doubled.
-std::string OptionValue(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    out += c;
-    if (c == ',') out += ',';
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -28,7 +19,7 @@ std::vector<std::string> QemuArgv(const Launch& l) {
   std::string mem = std::to_string(l.memory_mib) + "M";
   return {
       l.qemu,
-      "-name", OptionValue(l.name),
+      "-name", vm::QemuOptionValue(l.name),
       "-accel", "kvm",
       "-cpu", "host",
       "-smp", std::to_string(l.cpus),
@@ -44,7 +35,8 @@ std::vector<std::string> QemuArgv(const Launch& l) {
       "-serial", "stdio",
       "-no-reboot",
       "-device", "vhost-vsock-pci,guest-cid=" + std::to_string(l.vsock_cid),
-      "-fsdev", "local,id=workspace,security_model=none,path=" + OptionValue(l.workspace),
+      "-fsdev",
+      "local,id=workspace,security_model=none,path=" + vm::QemuOptionValue(l.workspace),
       "-device", "virtio-9p-pci,fsdev=workspace,mount_tag=workspace",
   };
 }

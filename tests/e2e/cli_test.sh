@@ -81,11 +81,19 @@ for name in ("user namespaces", "seccomp with user notification"):
     assert checks[name]["ok"], checks[name]
 if os.environ.get("CORRAL_REQUIRE_FEATURES") == "1":
     assert checks["Landlock"]["ok"], checks["Landlock"]
+# ./build.sh installs QEMU and extracts the guest kernel: the vm target is ready here.
+vm = checks["start tasks in a QEMU VM (target vm)"]
+assert vm["ok"] and ("TCG" in vm["detail"] or "KVM" in vm["detail"]), vm
 ' "$scratch/doctor.json"
 check "doctor in text" 0 "$corral" doctor
 contains "doctor names Landlock" out "Landlock: "
 contains "doctor says it works" out "corral exec and corral run work here."
 contains "doctor says what a TDX launch needs" out "launch a TDX trust domain (target tdx): "
+
+printf 'target = "vm"\n[tools]\nallow = ["git"]\n' >"$scratch/vmtools.toml"
+check "policy check of a vm policy with tools.allow" 0 "$corral" policy check "$scratch/vmtools.toml"
+contains "warns that the vm target refuses it" err \
+  "$scratch/vmtools.toml: warning: target \"vm\" does not enforce tools.allow; corral exec and run refuse this policy"
 
 printf 'name = "td"\ntarget = "tdx"\n' >"$scratch/tdx.toml"
 check "target tdx is refused before anything runs" 125 "$corral" exec --policy "$scratch/tdx.toml" -- true
