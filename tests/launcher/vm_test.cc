@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 
+#include "sandbox/sandbox.h"
 #include "tests/testing.h"
 
 namespace corral::launcher::vm {
@@ -187,6 +189,26 @@ TEST(VmTest, UnsupportedNamesThePolicyKey) {
   testing::WriteFile(dir.path() + "/f", "x");
   spec.binds.emplace_back(dir.path() + "/f", false);
   EXPECT_NE(Unsupported(spec).find("not a folder"), std::string::npos);
+}
+
+// QEMU opens /dev/kvm as the sandbox's user, which as root is an id that owns nothing and holds
+// no groups: the KVM probe must ask for that user, not for the caller.
+TEST(VmTest, SandboxMayOpenAsksForTheSandboxUser) {
+  testing::ScratchDir dir("corral-vm-dev");
+  std::string f = dir.path() + "/dev";
+  testing::WriteFile(f, "");
+  bool root = geteuid() == 0;
+  struct Case {
+    mode_t mode;
+    bool unprivileged, as_root;
+  };
+  for (Case c : {Case{0600, true, false}, Case{0660, true, false}, Case{0666, true, true},
+                 Case{0644, false, false}, Case{0606, true, true}}) {
+    ASSERT_EQ(chmod(f.c_str(), c.mode), 0);
+    EXPECT_EQ(sandbox::SandboxMayOpen(f), root ? c.as_root : c.unprivileged)
+        << std::oct << c.mode;
+  }
+  EXPECT_FALSE(sandbox::SandboxMayOpen(dir.path() + "/missing"));
 }
 
 }  // namespace
