@@ -20,10 +20,6 @@ constexpr __u64 kWrite = k::kFsWriteFile | k::kFsRemoveDir | k::kFsRemoveFile | 
                          k::kFsMakeReg | k::kFsMakeSock | k::kFsMakeFifo | k::kFsMakeSym |
                          k::kFsRefer | k::kFsTruncate;
 
-// The dynamic loaders an executable may name as its interpreter.
-constexpr const char* kLoaders[] = {"/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-x86-64.so.2",
-                                    "/lib/ld-linux-aarch64.so.1", "/lib/ld-linux.so.2"};
-
 __u64 Supported(int abi) {
   __u64 all = (1ULL << 13) - 1;  // ABI 1
   if (abi >= 2) all |= k::kFsRefer;

@@ -6,6 +6,13 @@
 
 namespace corral::sandbox::landlock {
 
+// The dynamic loaders an executable may name as its interpreter. With exec_allow they may be
+// executed (every dynamic program needs its loader), so the supervisor refuses to start one as a
+// program: `ld.so PROGRAM` would run any program it can read.
+inline constexpr const char* kLoaders[] = {"/lib64/ld-linux-x86-64.so.2",
+                                           "/lib/ld-linux-x86-64.so.2",
+                                           "/lib/ld-linux-aarch64.so.1", "/lib/ld-linux.so.2"};
+
 // The Landlock ABI version of the running kernel; 0 when Landlock is unavailable.
 int AbiVersion();
 

@@ -1,6 +1,9 @@
 #include "sandbox/observe.h"
 
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -101,6 +104,42 @@ ExecRecord ReadExec(const seccomp::Call& call, std::chrono::steady_clock::time_p
   std::vector<std::string> ppid = StatusField(call.pid, "PPid:");
   if (!ppid.empty()) r.ppid = InnerPid(std::atoi(ppid[0].c_str()));
   return r;
+}
+
+std::optional<FileId> IdOf(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileId{st.st_dev, st.st_ino};
+}
+
+std::optional<FileId> ExecTarget(const seccomp::Call& call, const ExecRecord& record) {
+  std::string proc = "/proc/" + std::to_string(call.pid);
+  bool at = call.name == "execveat";
+  int dirfd = at ? static_cast<int>(call.args[0]) : AT_FDCWD;
+  std::string dir = dirfd == AT_FDCWD ? proc + "/cwd" : proc + "/fd/" + std::to_string(dirfd);
+  if (at && (call.args[4] & AT_EMPTY_PATH) && record.path.empty()) return IdOf(dir);
+  std::string path = record.path;
+  if (!path.starts_with('/')) {
+    // The caller's directory as its own root shows it: the sandbox is in another mount
+    // namespace, whose root is not under ours, so the kernel writes the path from that root.
+    char buf[PATH_MAX];
+    ssize_t n = readlink(dir.c_str(), buf, sizeof(buf) - 1);
+    if (n <= 0 || buf[0] != '/') return std::nullopt;
+    path = std::string(buf, static_cast<size_t>(n)) + "/" + path;
+  }
+  int root = open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) return std::nullopt;
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(syscall(SYS_openat2, root, path.c_str(), &how, sizeof(how)));
+  close(root);
+  if (fd < 0) return std::nullopt;
+  struct stat st;
+  bool ok = fstat(fd, &st) == 0;
+  close(fd);
+  if (!ok) return std::nullopt;
+  return FileId{st.st_dev, st.st_ino};
 }
 
 Exits::~Exits() {

@@ -3,8 +3,11 @@
 #pragma once
 
 #include <poll.h>
+#include <sys/types.h>
 
 #include <chrono>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "sandbox/seccomp.h"
@@ -15,6 +18,19 @@ namespace corral::sandbox::observe {
 // Reads the call's program, arguments, working directory and pids. What cannot be read (the
 // process died, its memory is unreadable) is left empty; the call is recorded all the same.
 ExecRecord ReadExec(const seccomp::Call& call, std::chrono::steady_clock::time_point start);
+
+// A file by its identity, which every path and bind mount to it shares.
+struct FileId {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool operator==(const FileId&) const = default;
+};
+std::optional<FileId> IdOf(const std::string& path);
+
+// The file the exec `call` (read into `record`) names, resolved as the caller would: in its root
+// (absolute symlinks included), from its working directory or execveat's descriptor. Empty when
+// it does not resolve (the kernel then fails the call as well, unless the caller raced it).
+std::optional<FileId> ExecTarget(const seccomp::Call& call, const ExecRecord& record);
 
 // How the observed programs end: a pidfd per process that exec'd, polled by the supervisor, and
 // the kernel's exit information (PIDFD_INFO_EXIT, Linux 6.15+), which it keeps for a pidfd that

@@ -135,7 +135,7 @@ void Respond(int listener, uint64_t id, int error, uint32_t flags) {
 
 }  // namespace
 
-void Deny(int listener, uint64_t id) { Respond(listener, id, -EPERM, 0); }
+void Deny(int listener, uint64_t id, int error) { Respond(listener, id, -error, 0); }
 
 void Continue(int listener, uint64_t id) {
   Respond(listener, id, 0, SECCOMP_USER_NOTIF_FLAG_CONTINUE);

@@ -54,9 +54,9 @@ struct Call {
 Expected<Call> Receive(int listener);
 // Whether the calling process still waits in that call (its pid was not reused meanwhile).
 bool StillWaiting(int listener, uint64_t id);
-// Answers EPERM, or lets the call run as if no filter had stopped it. A caller that was killed
-// meanwhile needs no answer; that is not an error.
-void Deny(int listener, uint64_t id);
+// Answers EPERM (or `error`), or lets the call run as if no filter had stopped it. A caller that
+// was killed meanwhile needs no answer; that is not an error.
+void Deny(int listener, uint64_t id, int error = EPERM);
 void Continue(int listener, uint64_t id);
 
 }  // namespace corral::sandbox::seccomp

@@ -101,12 +101,15 @@ struct Watch {
     fds.clear();
   }
 
+  bool observe = false;  // record each exec
+  // With tools.allow: the loaders Landlock lets execute, which may not be started as programs.
+  std::vector<observe::FileId> loaders;
   std::vector<ExecRecord> execs;
   uint64_t execs_dropped = 0;
   observe::Exits exits;
 
-  // Answers one notification: an exec is read, recorded and let through; anything else is a
-  // denial.
+  // Answers one notification: an exec is read, recorded and let through (unless it starts a
+  // dynamic loader that tools.allow does not name); anything else is a denial.
   void Answer(Clock::time_point start) {
     auto call = seccomp::Receive(listener.get());
     if (!call) return;
@@ -116,6 +119,18 @@ struct Watch {
       return;
     }
     ExecRecord r = observe::ReadExec(*call, start);
+    if (!loaders.empty()) {
+      auto target = observe::ExecTarget(*call, r);
+      if (target && std::find(loaders.begin(), loaders.end(), *target) != loaders.end()) {
+        seccomp::Deny(listener.get(), call->id, EACCES);
+        Denied(call->name + " of a dynamic loader");
+        return;
+      }
+    }
+    if (!observe) {
+      seccomp::Continue(listener.get(), call->id);
+      return;
+    }
     bool keep = execs.size() < Result::kMaxExecs;
     int pidfd = keep ? observe::Exits::Open(call->pid) : -1;
     // A pid reused between the notification and the reads (or the pidfd) would have given
@@ -184,7 +199,8 @@ Expected<Result> Supervise(const Spec& request, int reply_fd) {
   auto created = mnt::CreatePlaceholders(spec);
   if (!created) return std::unexpected(created.error());
   PlaceholderGuard placeholders{*created};
-  auto filter = seccomp::Filter::Build(spec.syscalls, spec.observe_exec);
+  // tools.allow: execs stop at the supervisor too, which refuses `ld.so PROGRAM`.
+  auto filter = seccomp::Filter::Build(spec.syscalls, spec.observe_exec || spec.exec_allow);
   if (!filter) return std::unexpected(filter.error());
   auto signals = BlockSignals();
   if (!signals) return std::unexpected(signals.error());
@@ -232,6 +248,20 @@ Expected<Result> Supervise(const Spec& request, int reply_fd) {
 
   Watch watch;
   watch.reply_fd = reply_fd;
+  watch.observe = spec.observe_exec;
+  if (spec.exec_allow) {
+    std::vector<observe::FileId> allowed;
+    for (const std::string& program : *spec.exec_allow) {
+      if (auto id = observe::IdOf(program)) allowed.push_back(*id);
+    }
+    for (const char* loader : landlock::kLoaders) {
+      auto id = observe::IdOf(loader);
+      if (id && std::find(allowed.begin(), allowed.end(), *id) == allowed.end() &&
+          std::find(watch.loaders.begin(), watch.loaders.end(), *id) == watch.loaders.end()) {
+        watch.loaders.push_back(*id);
+      }
+    }
+  }
   std::optional<Clock::time_point> wall_deadline;
   if (spec.limits.wall_time) wall_deadline = start + *spec.limits.wall_time;
   bool kill_pending = false;

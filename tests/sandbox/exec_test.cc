@@ -250,6 +250,32 @@ allow = ["sh"]
   EXPECT_EQ(Exec({"cat", "/etc/hostname"}, p).status, 126);
 }
 
+// Every dynamic program needs its loader, so Landlock lets the loader execute; run as a program,
+// it would load and run any file it can read. The supervisor refuses that exec, by whatever path.
+TEST_F(ExecTest, TheDynamicLoaderDoesNotRunWhatToolsAllowDenies) {
+  if (LandlockAbi() == 0) CORRAL_SKIP_WITHOUT("Landlock");
+  const std::string loader = "/lib64/ld-linux-x86-64.so.2";
+  ASSERT_EQ(access(loader.c_str(), X_OK), 0);
+  std::filesystem::create_symlink(loader, ws_.path() + "/ldso");
+  std::string p = std::string(kBase) + "\n[tools]\nallow = [\"sh\", \"" + probe_ + "\"]\n";
+  Output o = Exec({"sh", "-c",
+                   loader + " /usr/bin/cat /etc/hostname; echo direct=$?; "
+                            "(cd /lib64 && ./ld-linux-x86-64.so.2 /usr/bin/cat /etc/hostname); "
+                            "echo relative=$?; ./ldso /usr/bin/cat /etc/hostname; echo link=$?"},
+                  p);
+  EXPECT_EQ(o.out, "direct=126\nrelative=126\nlink=126\n") << o.err;
+  EXPECT_NE(o.err.find("Permission denied"), std::string::npos) << o.err;
+  Output fd = Exec({probe_, "execveat-fd", loader, "/usr/bin/cat", "/etc/hostname"}, p);
+  EXPECT_EQ(fd.out, "execveat: EACCES\n") << fd.err;
+  // What tools.allow names still runs, with its loader as interpreter; so does the loader when
+  // the policy names it.
+  EXPECT_EQ(Exec({"sh", "-c", "echo fine"}, p).out, "fine\n");
+  std::string with_loader =
+      std::string(kBase) + "\n[tools]\nallow = [\"sh\", \"cat\", \"" + loader + "\"]\n";
+  Output named = Exec({loader, "/usr/bin/cat", "/etc/hostname"}, with_loader);
+  EXPECT_EQ(named.status, 0) << named.err;
+}
+
 // --- Processes ---
 
 TEST_F(ExecTest, HostProcessesAreInvisible) {

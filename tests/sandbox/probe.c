@@ -134,6 +134,13 @@ int main(int argc, char** argv) {
     syscall(SYS_execveat, AT_FDCWD, arg, args, env, 0);
     return report("execveat", -1);
   }
+  if (!strcmp(what, "execveat-fd")) {  /* execveat(fd, "", AT_EMPTY_PATH): argv is the rest */
+    char* env[] = {NULL};
+    int fd = open(arg, O_PATH | O_CLOEXEC);
+    if (fd < 0) return report("open", -1);
+    syscall(SYS_execveat, fd, "", argv + 2, env, AT_EMPTY_PATH);
+    return report("execveat", -1);
+  }
   if (!strcmp(what, "own-filter-exec")) {
     /* An agent that stacks its own allow-everything filter and then execs: the sandbox's
        notification still wins (filters only add restrictions), so the exec is still seen. */
