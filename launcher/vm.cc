@@ -568,7 +568,8 @@ sandbox::Expected<sandbox::Result> Run(const sandbox::Spec& spec,
   launch.stderr_socket = dir.path + "/stderr.sock";
   uint64_t memory_mib = lim.memory ? (*lim.memory >> 20) : kDefaultGuestMib;
   launch.memory_mib = std::max<uint64_t>(memory_mib, 64) + kGuestKernelMib;
-  launch.cpus = 1;
+  // As many vCPUs as the host has (up to 8): the local sandbox does not limit CPUs either.
+  launch.cpus = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
   launch.shares = shares;
   launch.proxy_port = spec.proxy_port;
   launch.connector = *init;

@@ -74,9 +74,11 @@ struct Launch {
 // sockets), and one virtio-9p device per share.
 std::vector<std::string> QemuArgv(const Launch& l);
 
-// Whether KVM runs a guest here: QEMU started with -accel kvm -cpu host must get as far as its
-// monitor (a /dev/kvm that opens is not enough: some nested hosts fail at the first vCPU).
-// Asked once per process. CORRAL_VM_ACCEL=tcg or kvm overrides.
+// Whether KVM runs a guest here: the sandbox's user may open /dev/kvm, QEMU started with
+// -accel kvm -cpu host gets as far as its monitor, and the guest kernel boots under it to its
+// no-root panic within 5 s (a /dev/kvm that opens is not enough: some nested hosts fail at the
+// first vCPU, others hang at the switch to protected mode). Asked once per process.
+// CORRAL_VM_ACCEL=tcg or kvm overrides.
 bool KvmWorks(const std::string& qemu);
 
 // corral doctor's line for the vm target: QEMU, the guest kernel, corral-vm-init, and whether

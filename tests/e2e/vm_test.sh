@@ -43,7 +43,7 @@ echo "host secret" >"$scratch/outside.txt"
 
 # --- the command's output, status and files come back -----------------------------------------
 check "exit status carried" 7 "$corral" exec --policy "$policy" --cwd "$ws" -- \
-  sh -c 'echo to-stdout; echo to-stderr >&2; echo made > made.txt; exit 7'
+  sh -c 'echo to-stdout; echo to-stderr >&2; echo made > made.txt; nproc > cpus.txt; exit 7'
 contains "stdout comes back" out "to-stdout"
 contains "stderr comes back apart" err "to-stderr"
 if grep -q to-stderr "$scratch/out"; then
@@ -53,6 +53,13 @@ if [ "$(cat "$ws/made.txt" 2>/dev/null)" = made ] && [ "$(stat -c %u "$ws/made.t
   passed=$((passed + 1))
 else
   failed=$((failed + 1)); echo "FAIL: made.txt missing or not the invoking user's"; ls -ln "$ws"
+fi
+cpus=$(nproc)
+[ "$cpus" -gt 8 ] && cpus=8
+if [ "$(cat "$ws/cpus.txt" 2>/dev/null)" = "$cpus" ]; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1)); echo "FAIL: the guest has $(cat "$ws/cpus.txt" 2>/dev/null) vCPUs, not $cpus"
 fi
 head -c 300000 /dev/urandom >"$scratch/input"
 check "stdin reaches the command, to its end" 0 "$corral" exec --policy "$policy" --cwd "$ws" -- \
