@@ -29,12 +29,6 @@ int Check(const std::vector<std::string>& files) {
     }
     // What the VM target cannot honour is refused when a task starts: say so now.
     if (p->target == policy::Target::kVm) {
-      if (p->network.egress == policy::EgressKind::kHost) {
-        std::fprintf(stderr,
-                     "%s: warning: target \"vm\" takes network.egress \"none\" or an allow-list, "
-                     "not \"host\"; corral exec and run refuse this policy\n",
-                     file.c_str());
-      }
       if (p->tools.allow) {
         std::fprintf(stderr,
                      "%s: warning: target \"vm\" does not enforce tools.allow; corral exec and "

@@ -326,7 +326,10 @@ std::vector<std::string> QemuArgv(const Launch& l) {
           (l.proxy_port ? "elevateprivileges=allow,spawn=allow"
                         : "elevateprivileges=deny,spawn=deny"),
       "-M", "q35", "-m", std::to_string(l.memory_mib), "-smp", std::to_string(l.cpus)};
-  if (l.proxy_port) {
+  if (l.host_network) {
+    argv.insert(argv.end(), {"-netdev", "user,id=net,ipv6=off,net=10.0.2.0/24", "-device",
+                             "virtio-net-pci,netdev=net,romfile="});
+  } else if (l.proxy_port) {
     std::string port = std::to_string(l.proxy_port);
     argv.insert(argv.end(),
                 {"-netdev",
@@ -467,9 +470,6 @@ sandbox::HostCheck Probe() {
 }
 
 std::string Unsupported(const sandbox::Spec& spec) {
-  if (spec.share_network) {
-    return "network.egress: target \"vm\" takes \"none\" or an allow-list, not \"host\"";
-  }
   if (spec.exec_allow) return "tools.allow: target \"vm\" does not enforce it yet";
   if (spec.observe_exec) return "--observe-exec: not available with target \"vm\"";
   for (const sandbox::Bind& b : spec.binds) {
@@ -531,6 +531,7 @@ sandbox::Expected<sandbox::Result> Run(const sandbox::Spec& spec,
       {"hostname", spec.hostname},
       {"tmp_size", spec.limits.tmp_size},
       {"proxy_port", spec.proxy_port},
+      {"host_network", spec.share_network},
       {"shares", share_list},
       {"symlinks", symlinks},
       {"modules", std::vector<std::string>(std::begin(kModules), std::end(kModules))}};
@@ -572,6 +573,7 @@ sandbox::Expected<sandbox::Result> Run(const sandbox::Spec& spec,
   launch.cpus = std::clamp(std::thread::hardware_concurrency(), 1u, 8u);
   launch.shares = shares;
   launch.proxy_port = spec.proxy_port;
+  launch.host_network = spec.share_network;
   launch.connector = *init;
   if (launch.proxy_port && launch.connector.find(' ') != std::string::npos) {
     return Fail("network.egress: the path of corral-vm-init has a space (" + *init +

@@ -66,9 +66,13 @@ struct Launch {
   // connection inside QEMU's sandbox, where the egress proxy listens.
   uint16_t proxy_port = 0;
   std::string connector;
+  // egress = "host": QEMU's user network unrestricted, NAT to wherever the host reaches (the
+  // host's own loopback as 10.0.2.2), DNS at 10.0.2.3. Not with proxy_port.
+  bool host_network = false;
 };
 
-// The QEMU argument vector: q35, no default devices, no network device unless a proxy, no
+// The QEMU argument vector: q35, no default devices, no network device unless a proxy or the
+// host's network, no
 // reboot, QEMU's own seccomp sandbox on (spawning allowed only for the proxy's connector),
 // the virtio ports corral.stdin, corral.stdout, corral.stderr and corral.status (to the
 // sockets), and one virtio-9p device per share.

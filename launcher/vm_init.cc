@@ -16,6 +16,7 @@
 #include <linux/seccomp.h>
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <net/route.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -48,6 +49,9 @@ namespace {
 constexpr const char* kRoot = "/newroot";
 // Where QEMU's user network forwards the guest's connections to corral's egress proxy.
 constexpr const char* kProxyAddress = "10.0.2.100";
+// QEMU's user network: its gateway (the host, its loopback included) and DNS forwarder.
+constexpr const char* kGateway = "10.0.2.2";
+constexpr const char* kDns = "10.0.2.3";
 
 [[noreturn]] void PowerOff() {
   sync();
@@ -203,8 +207,9 @@ void SetAddress(int fd, const char* name, unsigned long request, const char* add
 }
 
 // Loopback, and with a proxy the virtio NIC on QEMU's restricted user network, where the only
-// reachable address is the proxy's forward (kProxyAddress).
-void NetworkUp(bool with_nic) {
+// reachable address is the proxy's forward (kProxyAddress). With the host's network the same NIC
+// on QEMU's unrestricted user network, with a default route through its gateway.
+void NetworkUp(bool with_nic, bool host_network) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (fd < 0) Die("socket");
   SetFlagsUp(fd, "lo");
@@ -222,8 +227,46 @@ void NetworkUp(bool with_nic) {
     SetAddress(fd, nic.c_str(), SIOCSIFADDR, "10.0.2.15");
     SetAddress(fd, nic.c_str(), SIOCSIFNETMASK, "255.255.255.0");
     SetFlagsUp(fd, nic.c_str());
+    if (host_network) {
+      rtentry route{};
+      auto* gateway = reinterpret_cast<sockaddr_in*>(&route.rt_gateway);
+      gateway->sin_family = AF_INET;
+      inet_pton(AF_INET, kGateway, &gateway->sin_addr);
+      reinterpret_cast<sockaddr_in*>(&route.rt_dst)->sin_family = AF_INET;
+      reinterpret_cast<sockaddr_in*>(&route.rt_genmask)->sin_family = AF_INET;
+      route.rt_flags = RTF_UP | RTF_GATEWAY;
+      route.rt_dev = nic.data();
+      if (ioctl(fd, SIOCADDRT, &route) != 0) Die("the default route");
+    }
   }
   close(fd);
+}
+
+// With the host's network, names resolve through QEMU's DNS forwarder: the host's resolv.conf may
+// name a resolver on its own loopback, which the guest's loopback is not.
+void UseQemuDns() {
+  const std::string guest = std::string(kRoot) + "/etc/resolv.conf";
+  const std::string ours = "/corral/resolv.conf";
+  int fd = open(ours.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) Die("create " + ours);
+  std::string text = std::string("nameserver ") + kDns + "\n";
+  if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) Die("write " + ours);
+  close(fd);
+  struct stat st;
+  if (lstat(guest.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+    Mount(ours.c_str(), guest, nullptr, MS_BIND, "");
+    Mount(nullptr, guest, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "");
+  } else if (lstat((std::string(kRoot) + "/etc").c_str(), &st) != 0) {
+    MkdirAll(std::string(kRoot) + "/etc");  // /etc is not shared: the root's tmpfs takes it
+    int out = open(guest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (out < 0 || write(out, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+      Die("write " + guest);
+    }
+    close(out);
+  } else {
+    std::fprintf(stderr, "corral-vm-init: %s is not a file; names resolve as it says\n",
+                 guest.c_str());
+  }
 }
 
 // Copies between two connections until both directions ended: `a_in`/`a_out` (one socket, or a
@@ -399,10 +442,12 @@ int Main(int argc, char** argv) {
     std::string hostname = spec.at("hostname").get<std::string>();
     sethostname(hostname.data(), hostname.size());
     int proxy_port = spec.value("proxy_port", 0);
-    NetworkUp(proxy_port != 0);
+    bool host_network = spec.value("host_network", false);
+    NetworkUp(proxy_port != 0 || host_network, host_network);
     if (proxy_port != 0) StartProxyForward(proxy_port);
     mkdir(kRoot, 0755);
     BuildRoot(spec);
+    if (host_network) UseQemuDns();
   } catch (const nlohmann::json::exception& e) {
     std::fprintf(stderr, "corral-vm-init: /corral/spec.json: %s\n", e.what());
     PowerOff();

@@ -260,19 +260,29 @@ if grep -qF "$value" "$scratch/out" "$scratch/err"; then
 else passed=$((passed + 1)); fi
 contains "the server got the real value" site/headers.log "/echo $value"
 
-# --- what the vm target refuses, before anything boots --------------------------------------------
+# --- egress = "host": QEMU's user network, unrestricted; the host's loopback is its gateway -------
 hostnet=$scratch/hostnet.toml
-printf 'target = "vm"\n[network]\negress = "host"\n' >"$hostnet"
-check "egress host refused" 125 "$corral" exec --policy "$hostnet" --cwd "$ws" -- true
-contains "names the file and the key" err "corral: $hostnet: network.egress: target \"vm\""
+printf 'target = "vm"\n[filesystem]\nread_only = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]\n[network]\negress = "host"\n' >"$hostnet"
+check "egress host in a VM" 0 "$corral" exec --policy "$hostnet" --cwd "$ws" -- sh -c "
+  cat /etc/resolv.conf; echo routes=\$(grep -c '^eth0	00000000	0202000A' /proc/net/route)
+  python3 -c \"import urllib.request as u; print('got', u.urlopen('http://10.0.2.2:$port/outside.txt').read().decode().strip())\""
+contains "names resolve through QEMU's forwarder" out "nameserver 10.0.2.3"
+contains "a default route through the gateway" out "routes=1"
+contains "the host's loopback answers as 10.0.2.2" out "got host secret"
+
+# --- what the vm target refuses, before anything boots --------------------------------------------
+toolspol=$scratch/vmtools.toml
+printf 'target = "vm"\n[tools]\nallow = ["sh"]\n' >"$toolspol"
+check "tools.allow refused" 125 "$corral" exec --policy "$toolspol" --cwd "$ws" -- true
+contains "names the file and the key" err "corral: $toolspol: tools.allow: target \"vm\""
 # In a plan, the same policy is a plan error: exit 2 at load, naming plan line and policy key.
 refused=$scratch/refused
 git init -q "$refused"
 git -C "$refused" -c user.name=t -c user.email=t@t commit -q --allow-empty -m init
-printf '[[task]]\nid = "a"\npolicy = "%s"\nrun = ["true"]\n' "$hostnet" >"$scratch/refused.toml"
+printf '[[task]]\nid = "a"\npolicy = "%s"\nrun = ["true"]\n' "$toolspol" >"$scratch/refused.toml"
 check "a plan with a vm policy it cannot honour" 2 "$corral" run "$scratch/refused.toml" --repo "$refused"
 contains "names plan line, policy and key" err "refused.toml:3:"
-contains "and the key" err "network.egress: target \"vm\""
+contains "and the key" err "tools.allow: target \"vm\""
 [ ! -e "$refused/.git/corral" ] && passed=$((passed + 1)) ||
   { failed=$((failed + 1)); echo "FAIL: a refused plan left run state"; }
 check "no guest kernel" 125 env CORRAL_VM_DIR="$scratch/none" "$corral" exec --policy "$policy" --cwd "$ws" -- true
