@@ -9,11 +9,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
+#include "sandbox/landlock.h"
 #include "sandbox/missing_defs.h"
 
 namespace corral::sandbox::observe {
@@ -106,10 +108,32 @@ ExecRecord ReadExec(const seccomp::Call& call, std::chrono::steady_clock::time_p
   return r;
 }
 
-std::optional<FileId> IdOf(const std::string& path) {
+std::optional<FileId> IdIn(int root, const std::string& path) {
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(syscall(SYS_openat2, root, path.c_str(), &how, sizeof(how)));
+  if (fd < 0) return std::nullopt;
   struct stat st;
-  if (stat(path.c_str(), &st) != 0) return std::nullopt;
+  bool ok = fstat(fd, &st) == 0;
+  close(fd);
+  if (!ok) return std::nullopt;
   return FileId{st.st_dev, st.st_ino};
+}
+
+std::vector<FileId> LoadersToRefuse(const std::vector<std::string>& exec_allow, int root) {
+  std::vector<FileId> allowed, refuse;
+  for (const std::string& program : exec_allow) {
+    if (auto id = IdIn(root, program)) allowed.push_back(*id);
+  }
+  for (const char* loader : landlock::kLoaders) {
+    auto id = IdIn(root, loader);
+    if (id && std::find(allowed.begin(), allowed.end(), *id) == allowed.end() &&
+        std::find(refuse.begin(), refuse.end(), *id) == refuse.end()) {
+      refuse.push_back(*id);
+    }
+  }
+  return refuse;
 }
 
 std::optional<FileId> ExecTarget(const seccomp::Call& call, const ExecRecord& record) {
@@ -117,7 +141,11 @@ std::optional<FileId> ExecTarget(const seccomp::Call& call, const ExecRecord& re
   bool at = call.name == "execveat";
   int dirfd = at ? static_cast<int>(call.args[0]) : AT_FDCWD;
   std::string dir = dirfd == AT_FDCWD ? proc + "/cwd" : proc + "/fd/" + std::to_string(dirfd);
-  if (at && (call.args[4] & AT_EMPTY_PATH) && record.path.empty()) return IdOf(dir);
+  if (at && (call.args[4] & AT_EMPTY_PATH) && record.path.empty()) {
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0) return std::nullopt;
+    return FileId{st.st_dev, st.st_ino};
+  }
   std::string path = record.path;
   if (!path.starts_with('/')) {
     // The caller's directory as its own root shows it: the sandbox is in another mount
@@ -129,17 +157,9 @@ std::optional<FileId> ExecTarget(const seccomp::Call& call, const ExecRecord& re
   }
   int root = open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0) return std::nullopt;
-  open_how how{};
-  how.flags = O_PATH | O_CLOEXEC;
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  int fd = static_cast<int>(syscall(SYS_openat2, root, path.c_str(), &how, sizeof(how)));
+  auto id = IdIn(root, path);
   close(root);
-  if (fd < 0) return std::nullopt;
-  struct stat st;
-  bool ok = fstat(fd, &st) == 0;
-  close(fd);
-  if (!ok) return std::nullopt;
-  return FileId{st.st_dev, st.st_ino};
+  return id;
 }
 
 Exits::~Exits() {

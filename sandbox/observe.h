@@ -25,7 +25,12 @@ struct FileId {
   ino_t ino = 0;
   bool operator==(const FileId&) const = default;
 };
-std::optional<FileId> IdOf(const std::string& path);
+// The file at `path` resolved with `root` (a descriptor) as its root, absolute symlinks included.
+std::optional<FileId> IdIn(int root, const std::string& path);
+
+// Under exec_allow, the dynamic loaders (landlock::kLoaders) found under `root` that may not be
+// started as programs: all but those exec_allow names.
+std::vector<FileId> LoadersToRefuse(const std::vector<std::string>& exec_allow, int root);
 
 // The file the exec `call` (read into `record`) names, resolved as the caller would: in its root
 // (absolute symlinks included), from its working directory or execveat's descriptor. Empty when

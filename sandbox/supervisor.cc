@@ -250,17 +250,10 @@ Expected<Result> Supervise(const Spec& request, int reply_fd) {
   watch.reply_fd = reply_fd;
   watch.observe = spec.observe_exec;
   if (spec.exec_allow) {
-    std::vector<observe::FileId> allowed;
-    for (const std::string& program : *spec.exec_allow) {
-      if (auto id = observe::IdOf(program)) allowed.push_back(*id);
-    }
-    for (const char* loader : landlock::kLoaders) {
-      auto id = observe::IdOf(loader);
-      if (id && std::find(allowed.begin(), allowed.end(), *id) == allowed.end() &&
-          std::find(watch.loaders.begin(), watch.loaders.end(), *id) == watch.loaders.end()) {
-        watch.loaders.push_back(*id);
-      }
-    }
+    int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return ErrnoError("open /");
+    watch.loaders = observe::LoadersToRefuse(*spec.exec_allow, root);
+    close(root);
   }
   std::optional<Clock::time_point> wall_deadline;
   if (spec.limits.wall_time) wall_deadline = start + *spec.limits.wall_time;
