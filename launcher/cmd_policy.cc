@@ -27,15 +27,6 @@ int Check(const std::vector<std::string>& files) {
                    "network\n",
                    file.c_str());
     }
-    // What the VM target cannot honour is refused when a task starts: say so now.
-    if (p->target == policy::Target::kVm) {
-      if (p->tools.allow) {
-        std::fprintf(stderr,
-                     "%s: warning: target \"vm\" does not enforce tools.allow; corral exec and "
-                     "run refuse this policy\n",
-                     file.c_str());
-      }
-    }
   }
   return status;
 }

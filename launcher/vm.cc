@@ -470,7 +470,6 @@ sandbox::HostCheck Probe() {
 }
 
 std::string Unsupported(const sandbox::Spec& spec) {
-  if (spec.exec_allow) return "tools.allow: target \"vm\" does not enforce it yet";
   if (spec.observe_exec) return "--observe-exec: not available with target \"vm\"";
   for (const sandbox::Bind& b : spec.binds) {
     struct stat st;
@@ -532,6 +531,9 @@ sandbox::Expected<sandbox::Result> Run(const sandbox::Spec& spec,
       {"tmp_size", spec.limits.tmp_size},
       {"proxy_port", spec.proxy_port},
       {"host_network", spec.share_network},
+      {"workspace", spec.workspace},
+      {"workspace_read_only", spec.workspace_read_only},
+      {"exec_allow", spec.exec_allow ? nlohmann::json(*spec.exec_allow) : nlohmann::json()},
       {"shares", share_list},
       {"symlinks", symlinks},
       {"modules", std::vector<std::string>(std::begin(kModules), std::end(kModules))}};
@@ -542,7 +544,8 @@ sandbox::Expected<sandbox::Result> Run(const sandbox::Spec& spec,
 
   // The policy's syscall rules hold in the guest too, as the local sandbox's filter, whose
   // denials answer EPERM themselves: the guest has no supervisor to tell.
-  auto bpf = sandbox::CompileBpf(spec.syscalls, /*notify=*/false);
+  // With tools.allow, execs stop at init, which refuses the dynamic loader run as a program.
+  auto bpf = sandbox::CompileBpf(spec.syscalls, /*notify=*/false, spec.exec_allow.has_value());
   if (!bpf) return std::unexpected(bpf.error());
   std::vector<CpioEntry> files = {
       {"init", S_IFREG | 0755, ReadFile(*init)},

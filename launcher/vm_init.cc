@@ -40,9 +40,14 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "sandbox/landlock.h"
+#include "sandbox/observe.h"
+#include "sandbox/seccomp.h"
 
 namespace {
 
@@ -345,6 +350,86 @@ void StartProxyForward(int port) {
   }
 }
 
+namespace sb = corral::sandbox;
+
+// The command's file rules for Landlock, as the local sandbox has them: the workspace and the
+// shares (which are the policy's binds), and tools.allow.
+sb::Spec LandlockRules(const nlohmann::json& spec) {
+  sb::Spec s;
+  s.workspace = spec.at("workspace").get<std::string>();
+  s.workspace_read_only = spec.at("workspace_read_only").get<bool>();
+  for (const auto& share : spec.at("shares")) {
+    std::string path = share.at("path").get<std::string>();
+    if (path != s.workspace) s.binds.emplace_back(path, share.at("writable").get<bool>());
+  }
+  if (!spec.at("exec_allow").is_null()) {
+    s.exec_allow = spec.at("exec_allow").get<std::vector<std::string>>();
+  }
+  return s;
+}
+
+// Passes a descriptor over a unix socket.
+bool SendFd(int sock, int fd) {
+  char byte = 0;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  return sendmsg(sock, &msg, 0) == 1;
+}
+
+int ReceiveFd(int sock) {
+  char byte = 0;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1) return -1;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
+  int fd = -1;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
+  return fd;
+}
+
+// With tools.allow, every exec of the command's processes stops here, as at the local sandbox's
+// supervisor: one that starts a dynamic loader as a program (`ld.so PROGRAM` runs any file it
+// can read) is refused with EACCES; the rest go on. Ends when no process is left to ask.
+void SuperviseExecs(int listener, std::vector<sb::observe::FileId> refuse) {
+  auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    pollfd p{listener, POLLIN, 0};
+    if (poll(&p, 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (!(p.revents & POLLIN)) return;  // POLLHUP: the filter has no process left
+    auto call = sb::seccomp::Receive(listener);
+    if (!call) continue;  // the caller died meanwhile
+    if (!call->exec) {
+      sb::seccomp::Deny(listener, call->id);
+      continue;
+    }
+    auto target = sb::observe::ExecTarget(*call, sb::observe::ReadExec(*call, start));
+    if (target && std::find(refuse.begin(), refuse.end(), *target) != refuse.end()) {
+      sb::seccomp::Deny(listener, call->id, EACCES);
+    } else {
+      sb::seccomp::Continue(listener, call->id);
+    }
+  }
+}
+
 void SetLimit(int resource, const nlohmann::json& spec, const char* key) {
   if (!spec.contains(key)) return;
   rlim_t v = spec.at(key).get<uint64_t>();
@@ -353,9 +438,10 @@ void SetLimit(int resource, const nlohmann::json& spec, const char* key) {
 }
 
 // In the child: enter the agent's root, become the invoking user with no capability at all,
-// and run the command. Returns only by _exit.
+// and run the command. With tools.allow, the seccomp filter's listener goes to init over
+// `execs` first. Returns only by _exit.
 [[noreturn]] void StartCommand(const nlohmann::json& spec, const std::string& bpf, int in, int out,
-                               int err) {
+                               int err, int execs) {
   if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0) _exit(125);
   if (chdir(kRoot) != 0 || chroot(".") != 0) _exit(125);
   std::string cwd = spec.at("cwd").get<std::string>();
@@ -378,11 +464,31 @@ void SetLimit(int resource, const nlohmann::json& spec, const char* key) {
   __user_cap_data_struct data[2] = {};
   if (syscall(SYS_capset, &header, data) != 0) _exit(125);
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) _exit(125);
+  // Landlock, a second fence on the file rules in the guest, and the only one for tools.allow.
+  sb::Spec rules = LandlockRules(spec);
+  if (int abi = sb::landlock::AbiVersion(); abi > 0) {
+    if (auto r = sb::landlock::Restrict(rules, abi); !r) {
+      std::fprintf(stderr, "corral-vm-init: %s\n", r.error().message.c_str());
+      _exit(125);
+    }
+  } else if (rules.exec_allow) {
+    std::fprintf(stderr, "corral-vm-init: tools.allow needs Landlock, which the guest kernel lacks\n");
+    _exit(125);
+  }
   // The policy's seccomp filter, last: what runs from here on is the command.
   sock_fprog prog{static_cast<unsigned short>(bpf.size() / sizeof(sock_filter)),
                   reinterpret_cast<sock_filter*>(const_cast<char*>(bpf.data()))};
-  if (bpf.empty() || bpf.size() % sizeof(sock_filter) != 0 ||
-      prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) {
+  if (bpf.empty() || bpf.size() % sizeof(sock_filter) != 0) _exit(125);
+  if (execs >= 0) {
+    int listener = static_cast<int>(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+                                            SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog));
+    if (listener < 0 || !SendFd(execs, listener)) {
+      std::fprintf(stderr, "corral-vm-init: seccomp filter: %s\n", std::strerror(errno));
+      _exit(125);
+    }
+    close(listener);
+    close(execs);
+  } else if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0) {
     std::fprintf(stderr, "corral-vm-init: seccomp filter: %s\n", std::strerror(errno));
     _exit(125);
   }
@@ -459,9 +565,27 @@ int Main(int argc, char** argv) {
   if (in < 0 || out < 0 || err < 0 || status_port < 0) Die("open the virtio ports");
 
   std::string bpf = ReadFile("/corral/seccomp.bpf");
+  // tools.allow: the loaders the command may not start as programs, found in its root, and a
+  // socket for the filter's listener.
+  int execs[2] = {-1, -1};
+  std::vector<sb::observe::FileId> refuse;
+  if (!spec.at("exec_allow").is_null()) {
+    int root = open(kRoot, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) Die(kRoot);
+    refuse = sb::observe::LoadersToRefuse(spec.at("exec_allow").get<std::vector<std::string>>(),
+                                          root);
+    close(root);
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, execs) != 0) Die("socketpair");
+  }
   pid_t child = fork();
   if (child < 0) Die("fork");
-  if (child == 0) StartCommand(spec, bpf, in, out, err);
+  if (child == 0) StartCommand(spec, bpf, in, out, err, execs[1]);
+  if (execs[0] >= 0) {
+    close(execs[1]);
+    int listener = ReceiveFd(execs[0]);  // none when the child failed before its filter
+    close(execs[0]);
+    if (listener >= 0) std::thread(SuperviseExecs, listener, std::move(refuse)).detach();
+  }
   // Reap everything (orphans come to pid 1) until the command itself ends.
   int status = 0;
   for (;;) {

@@ -148,12 +148,26 @@ std::optional<FileId> ExecTarget(const seccomp::Call& call, const ExecRecord& re
   }
   std::string path = record.path;
   if (!path.starts_with('/')) {
-    // The caller's directory as its own root shows it: the sandbox is in another mount
-    // namespace, whose root is not under ours, so the kernel writes the path from that root.
-    char buf[PATH_MAX];
-    ssize_t n = readlink(dir.c_str(), buf, sizeof(buf) - 1);
-    if (n <= 0 || buf[0] != '/') return std::nullopt;
-    path = std::string(buf, static_cast<size_t>(n)) + "/" + path;
+    // The caller's directory as its own root shows it. A sandbox's root is not under ours, so
+    // the kernel writes the path from that root already; a chroot under ours (a VM guest's
+    // init) is a prefix to take off.
+    auto link = [](const std::string& p) {
+      char buf[PATH_MAX];
+      ssize_t n = readlink(p.c_str(), buf, sizeof(buf) - 1);
+      return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+    };
+    std::string base = link(dir), root = link(proc + "/root");
+    if (!base.starts_with('/') || !root.starts_with('/')) return std::nullopt;
+    if (root != "/") {
+      if (base == root) {
+        base = "/";
+      } else if (base.starts_with(root + "/")) {
+        base = base.substr(root.size());
+      } else {
+        return std::nullopt;
+      }
+    }
+    path = base + "/" + path;
   }
   int root = open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0) return std::nullopt;

@@ -51,8 +51,9 @@ class SignalForwarding {
 
 bool KnownSyscall(std::string_view name) { return seccomp::KnownSyscall(name); }
 
-Expected<std::string> CompileBpf(const std::vector<SyscallRule>& rules, bool notify) {
-  auto filter = seccomp::Filter::Build(rules, false, notify);
+Expected<std::string> CompileBpf(const std::vector<SyscallRule>& rules, bool notify,
+                                 bool stop_execs) {
+  auto filter = seccomp::Filter::Build(rules, stop_execs, notify);
   if (!filter) return std::unexpected(filter.error());
   return filter->ExportBpf();
 }

@@ -49,7 +49,9 @@ bool SandboxMayOpen(const std::string& path);
 
 // The filter for `rules` as a raw BPF program (struct sock_filter[]), as bubblewrap's --seccomp
 // takes it. Denials notify a supervisor (without one the kernel answers them with ENOSYS); with
-// `notify` false they answer EPERM themselves.
-Expected<std::string> CompileBpf(const std::vector<SyscallRule>& rules, bool notify = true);
+// `notify` false they answer EPERM themselves. With `stop_execs`, execve and execveat notify
+// (a supervisor lets them through or refuses them).
+Expected<std::string> CompileBpf(const std::vector<SyscallRule>& rules, bool notify = true,
+                                 bool stop_execs = false);
 
 }  // namespace corral::sandbox

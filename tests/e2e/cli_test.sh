@@ -92,8 +92,9 @@ contains "doctor says what a TDX launch needs" out "launch a TDX trust domain (t
 
 printf 'target = "vm"\n[tools]\nallow = ["git"]\n' >"$scratch/vmtools.toml"
 check "policy check of a vm policy with tools.allow" 0 "$corral" policy check "$scratch/vmtools.toml"
-contains "warns that the vm target refuses it" err \
-  "$scratch/vmtools.toml: warning: target \"vm\" does not enforce tools.allow; corral exec and run refuse this policy"
+if [ -s "$scratch/err" ]; then
+  failed=$((failed + 1)); echo "FAIL: policy check warned about a vm policy it can honour"; cat "$scratch/err"
+else passed=$((passed + 1)); fi
 
 printf 'name = "td"\ntarget = "tdx"\n' >"$scratch/tdx.toml"
 check "target tdx is refused before anything runs" 125 "$corral" exec --policy "$scratch/tdx.toml" -- true

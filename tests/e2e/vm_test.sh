@@ -270,19 +270,43 @@ contains "names resolve through QEMU's forwarder" out "nameserver 10.0.2.3"
 contains "a default route through the gateway" out "routes=1"
 contains "the host's loopback answers as 10.0.2.2" out "got host secret"
 
-# --- what the vm target refuses, before anything boots --------------------------------------------
+# --- tools.allow: Landlock in the guest, and init refuses the dynamic loader run as a program ----
 toolspol=$scratch/vmtools.toml
-printf 'target = "vm"\n[tools]\nallow = ["sh"]\n' >"$toolspol"
-check "tools.allow refused" 125 "$corral" exec --policy "$toolspol" --cwd "$ws" -- true
-contains "names the file and the key" err "corral: $toolspol: tools.allow: target \"vm\""
+printf 'target = "vm"\n[filesystem]\nread_only = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]\n[tools]\nallow = ["sh", "/usr/bin/python3"]\n' >"$toolspol"
+ln -sf /lib64/ld-linux-x86-64.so.2 "$ws/ldso"
+check "tools.allow in a VM" 0 "$corral" exec --policy "$toolspol" --cwd "$ws" -- sh -c '
+  echo allowed; cat /etc/hostname; echo cat=$?
+  /lib64/ld-linux-x86-64.so.2 /usr/bin/cat /etc/hostname; echo direct=$?
+  (cd /lib64 && ./ld-linux-x86-64.so.2 /usr/bin/cat /etc/hostname); echo relative=$?
+  ./ldso /usr/bin/cat /etc/hostname; echo link=$?
+  python3 -c "
+import os
+fd = os.open(\"/lib64/ld-linux-x86-64.so.2\", os.O_PATH)
+try:
+    os.execve(fd, [\"ld\", \"/usr/bin/cat\", \"/etc/hostname\"], {})
+except OSError as e:
+    print(\"descriptor\", e.errno)
+"'
+contains "an allowed program runs" out "allowed"
+contains "one not allowed does not" out "cat=126"
+contains "nor through the loader by its path" out "direct=126"
+contains "nor by a relative path" out "relative=126"
+contains "nor through a symlink" out "link=126"
+contains "nor by execveat on a descriptor (EACCES)" out "descriptor 13"
+
+# --- what the vm target refuses, before anything boots --------------------------------------------
+filepol=$scratch/vmfile.toml
+printf 'target = "vm"\n[filesystem]\nread_only = ["/etc/hostname"]\n' >"$filepol"
+check "a granted file refused" 125 "$corral" exec --policy "$filepol" --cwd "$ws" -- true
+contains "names the file and the key" err "corral: $filepol: filesystem: /etc/hostname is not a folder"
 # In a plan, the same policy is a plan error: exit 2 at load, naming plan line and policy key.
 refused=$scratch/refused
 git init -q "$refused"
 git -C "$refused" -c user.name=t -c user.email=t@t commit -q --allow-empty -m init
-printf '[[task]]\nid = "a"\npolicy = "%s"\nrun = ["true"]\n' "$toolspol" >"$scratch/refused.toml"
+printf '[[task]]\nid = "a"\npolicy = "%s"\nrun = ["true"]\n' "$filepol" >"$scratch/refused.toml"
 check "a plan with a vm policy it cannot honour" 2 "$corral" run "$scratch/refused.toml" --repo "$refused"
 contains "names plan line, policy and key" err "refused.toml:3:"
-contains "and the key" err "tools.allow: target \"vm\""
+contains "and the key" err "filesystem: /etc/hostname is not a folder"
 [ ! -e "$refused/.git/corral" ] && passed=$((passed + 1)) ||
   { failed=$((failed + 1)); echo "FAIL: a refused plan left run state"; }
 check "no guest kernel" 125 env CORRAL_VM_DIR="$scratch/none" "$corral" exec --policy "$policy" --cwd "$ws" -- true
