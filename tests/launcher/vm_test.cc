@@ -217,8 +217,10 @@ TEST(VmTest, SandboxMayOpenAsksForTheSandboxUser) {
     mode_t mode;
     bool unprivileged, as_root;
   };
+  // The file is the caller's: unprivileged, its owner bits count; as root, its "other" bits.
   for (Case c : {Case{0600, true, false}, Case{0660, true, false}, Case{0666, true, true},
-                 Case{0644, false, false}, Case{0606, true, true}}) {
+                 Case{0644, true, false}, Case{0606, true, true}, Case{0400, false, false},
+                 Case{0066, false, true}}) {
     ASSERT_EQ(chmod(f.c_str(), c.mode), 0);
     EXPECT_EQ(sandbox::SandboxMayOpen(f), root ? c.as_root : c.unprivileged)
         << std::oct << c.mode;
