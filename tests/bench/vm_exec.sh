@@ -16,7 +16,9 @@ accel=tcg
 "$corral" doctor | grep -q 'target vm): .*, KVM$' && accel=kvm
 [ "$accel" = kvm ] && cpu=host || cpu=max
 
-floor="qemu-system-x86_64 -nodefaults -no-user-config -nographic -no-reboot -M q35 -m 608"
+cpus=$(nproc)
+[ "$cpus" -gt 8 ] && cpus=8  # as many vCPUs as corral gives the guest
+floor="qemu-system-x86_64 -nodefaults -no-user-config -nographic -no-reboot -M q35 -m 608 -smp $cpus"
 floor+=" -accel $accel -cpu $cpu -nic none -kernel $vmdir/vmlinuz"
 floor+=" -append 'console=ttyS0 quiet loglevel=3 panic=-1' -serial null"
 hyperfine -N --warmup 1 --runs "$runs" --export-csv "$work/times.csv" \
