@@ -404,7 +404,7 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   for (const auto& [k, v] : env) spec->env.push_back(k + "=" + v);
   if (c.task->timeout) spec->limits.wall_time = c.task->timeout;
   bool in_vm = c.policy.target == policy::Target::kVm;
-  spec->observe_exec = !in_vm;  // a VM's programs run where the host cannot watch them
+  spec->observe_exec = true;  // in a VM, its init watches them
   // An instrumented agent's spans join the run's trace under the agent span.
   Span agent_span = tracer_->Start("agent", try_span.span_id, {{"corral.policy", c.policy_ref}});
   spec->env.push_back("TRACEPARENT=" + tracer_->TraceParent(agent_span));

@@ -212,7 +212,7 @@ class StdioPump {
           continue;
         }
         if (s.local < 0) {
-          if (status_.size() < 4096) status_.append(buf, n);
+          if (status_.size() < kMaxStatus) status_.append(buf, n);
         } else if (!s.input) {
           // Past a reader that went away, the rest is read and dropped: the guest must not
           // block on a port nobody drains.
@@ -248,6 +248,8 @@ class StdioPump {
   Stream streams_[4];
   int stop_[2] = {-1, -1};
   std::thread thread_;
+  // The status, after the record of the guest's execs (up to Result::kMaxExecs of them).
+  static constexpr size_t kMaxStatus = 64 << 20;
   std::string status_;
   std::function<void()> on_broken_pipe_;
   bool broken_pipe_ = false;
@@ -470,7 +472,6 @@ sandbox::HostCheck Probe() {
 }
 
 std::string Unsupported(const sandbox::Spec& spec) {
-  if (spec.observe_exec) return "--observe-exec: not available with target \"vm\"";
   for (const sandbox::Bind& b : spec.binds) {
     struct stat st;
     if (lstat(b.path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
@@ -534,6 +535,7 @@ sandbox::Expected<sandbox::Result> Run(const sandbox::Spec& spec,
       {"workspace", spec.workspace},
       {"workspace_read_only", spec.workspace_read_only},
       {"exec_allow", spec.exec_allow ? nlohmann::json(*spec.exec_allow) : nlohmann::json()},
+      {"observe_exec", spec.observe_exec},
       {"shares", share_list},
       {"symlinks", symlinks},
       {"modules", std::vector<std::string>(std::begin(kModules), std::end(kModules))}};
@@ -544,8 +546,10 @@ sandbox::Expected<sandbox::Result> Run(const sandbox::Spec& spec,
 
   // The policy's syscall rules hold in the guest too, as the local sandbox's filter, whose
   // denials answer EPERM themselves: the guest has no supervisor to tell.
-  // With tools.allow, execs stop at init, which refuses the dynamic loader run as a program.
-  auto bpf = sandbox::CompileBpf(spec.syscalls, /*notify=*/false, spec.exec_allow.has_value());
+  // With tools.allow or observe_exec, execs stop at init, which refuses the dynamic loader run as
+  // a program and records what ran.
+  auto bpf = sandbox::CompileBpf(spec.syscalls, /*notify=*/false,
+                                 spec.exec_allow.has_value() || spec.observe_exec);
   if (!bpf) return std::unexpected(bpf.error());
   std::vector<CpioEntry> files = {
       {"init", S_IFREG | 0755, ReadFile(*init)},
@@ -651,7 +655,19 @@ sandbox::Expected<sandbox::Result> Run(const sandbox::Spec& spec,
   r.denials.clear();
   r.last_denied.clear();
   if (r.timed_out || r.cpu_limit_hit || r.oom_killed) return r;
-  const std::string& status = pump.status();
+  // "execs {result}" (with observe_exec), then "exit N" or "signal N".
+  std::string status = pump.status();
+  if (status.starts_with("execs ")) {
+    size_t end = status.find('\n');
+    if (end == std::string::npos) end = status.size();
+    if (auto seen = sandbox::ResultFromJson(status.substr(6, end - 6))) {
+      r.execs = std::move(seen->execs);
+      r.execs_dropped = seen->execs_dropped;
+    } else {
+      r.notes.push_back("the guest's record of its execs was unreadable");
+    }
+    status.erase(0, std::min(end + 1, status.size()));
+  }
   int code = 0;
   if (std::sscanf(status.c_str(), "exit %d", &code) == 1) {
     r.exited = true;

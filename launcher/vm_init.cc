@@ -40,6 +40,8 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <map>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -403,11 +405,30 @@ int ReceiveFd(int sock) {
   return fd;
 }
 
-// With tools.allow, every exec of the command's processes stops here, as at the local sandbox's
-// supervisor: one that starts a dynamic loader as a program (`ld.so PROGRAM` runs any file it
-// can read) is refused with EACCES; the rest go on. Ends when no process is left to ask.
-void SuperviseExecs(int listener, std::vector<sb::observe::FileId> refuse) {
-  auto start = std::chrono::steady_clock::now();
+// What init saw the command's processes execute (observe_exec), for the status port.
+struct Observed {
+  std::mutex mu;
+  std::vector<sb::ExecRecord> execs;
+  uint64_t dropped = 0;
+  std::map<int, size_t> last;  // pid -> its latest record
+};
+
+// The first number of a /proc/PID/status field ("PPid:").
+int StatusNumber(int pid, const char* field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with(field)) return std::atoi(line.c_str() + std::strlen(field));
+  }
+  return 0;
+}
+
+// With tools.allow or observe_exec, every exec of the command's processes stops here, as at the
+// local sandbox's supervisor: one that starts a dynamic loader as a program (`ld.so PROGRAM`
+// runs any file it can read) is refused with EACCES; the rest go on, recorded into `observed`
+// when it is set. Ends when no process is left to ask.
+void SuperviseExecs(int listener, std::vector<sb::observe::FileId> refuse, Observed* observed,
+                    std::chrono::steady_clock::time_point start) {
   for (;;) {
     pollfd p{listener, POLLIN, 0};
     if (poll(&p, 1, -1) < 0) {
@@ -421,11 +442,30 @@ void SuperviseExecs(int listener, std::vector<sb::observe::FileId> refuse) {
       sb::seccomp::Deny(listener, call->id);
       continue;
     }
-    auto target = sb::observe::ExecTarget(*call, sb::observe::ReadExec(*call, start));
+    sb::ExecRecord record = sb::observe::ReadExec(*call, start);
+    auto target = sb::observe::ExecTarget(*call, record);
     if (target && std::find(refuse.begin(), refuse.end(), *target) != refuse.end()) {
       sb::seccomp::Deny(listener, call->id, EACCES);
+      continue;
+    }
+    // No pid namespace in the guest: its pids are the guest's own. Its root is a chroot, which
+    // init sees from outside.
+    record.pid = call->pid;
+    record.ppid = StatusNumber(call->pid, "PPid:");
+    if (record.cwd.starts_with(std::string(kRoot) + "/")) record.cwd.erase(0, std::strlen(kRoot));
+    bool valid = sb::seccomp::StillWaiting(listener, call->id);
+    sb::seccomp::Continue(listener, call->id);
+    if (!observed || !valid) continue;
+    std::lock_guard lock(observed->mu);
+    if (observed->execs.size() < sb::Result::kMaxExecs) {
+      // A process that execs again: its earlier exec failed (a PATH search) or was replaced.
+      if (auto it = observed->last.find(record.pid); it != observed->last.end()) {
+        observed->execs[it->second].end = "exec";
+      }
+      observed->last[record.pid] = observed->execs.size();
+      observed->execs.push_back(std::move(record));
     } else {
-      sb::seccomp::Continue(listener, call->id);
+      ++observed->dropped;
     }
   }
 }
@@ -569,14 +609,22 @@ int Main(int argc, char** argv) {
   // socket for the filter's listener.
   int execs[2] = {-1, -1};
   std::vector<sb::observe::FileId> refuse;
+  bool observe = spec.at("observe_exec").get<bool>();
+  if (observe && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, execs) != 0) {
+    Die("socketpair");
+  }
   if (!spec.at("exec_allow").is_null()) {
     int root = open(kRoot, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) Die(kRoot);
     refuse = sb::observe::LoadersToRefuse(spec.at("exec_allow").get<std::vector<std::string>>(),
                                           root);
     close(root);
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, execs) != 0) Die("socketpair");
+    if (execs[0] < 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, execs) != 0) {
+      Die("socketpair");
+    }
   }
+  Observed observed;
+  auto start = std::chrono::steady_clock::now();
   pid_t child = fork();
   if (child < 0) Die("fork");
   if (child == 0) StartCommand(spec, bpf, in, out, err, execs[1]);
@@ -584,7 +632,11 @@ int Main(int argc, char** argv) {
     close(execs[1]);
     int listener = ReceiveFd(execs[0]);  // none when the child failed before its filter
     close(execs[0]);
-    if (listener >= 0) std::thread(SuperviseExecs, listener, std::move(refuse)).detach();
+    if (listener >= 0) {
+      std::thread(SuperviseExecs, listener, std::move(refuse), observe ? &observed : nullptr,
+                  start)
+          .detach();
+    }
   }
   // Reap everything (orphans come to pid 1) until the command itself ends.
   int status = 0;
@@ -604,13 +656,26 @@ int Main(int argc, char** argv) {
   std::string line = WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
                                        : "signal " + std::to_string(WTERMSIG(status));
   line += "\n";
+  if (observe) {  // before the status: what the command's processes executed, as one line
+    sb::Result seen;
+    {
+      std::lock_guard lock(observed.mu);
+      seen.execs = std::move(observed.execs);
+      seen.execs_dropped = observed.dropped;
+    }
+    line = "execs " + sb::ToJson(seen) + "\n" + line;
+  }
   close(in);
   close(out);
   close(err);
   // The workspace's writes reach the host before the status does.
   sync();
-  if (write(status_port, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
-    Die("write the status");
+  // A virtio port takes at most 32 KiB a write.
+  for (size_t done = 0; done < line.size();) {
+    ssize_t n = write(status_port, line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) Die("write the status");
+    done += static_cast<size_t>(n);
   }
   fsync(status_port);
   close(status_port);

@@ -42,7 +42,8 @@ EOF
 echo "host secret" >"$scratch/outside.txt"
 
 # --- the command's output, status and files come back -----------------------------------------
-check "exit status carried" 7 "$corral" exec --policy "$policy" --cwd "$ws" -- \
+check "exit status carried" 7 "$corral" exec --observe-exec --result "$scratch/result.json" \
+  --policy "$policy" --cwd "$ws" -- \
   sh -c 'echo to-stdout; echo to-stderr >&2; echo made > made.txt; nproc > cpus.txt; exit 7'
 contains "stdout comes back" out "to-stdout"
 contains "stderr comes back apart" err "to-stderr"
@@ -54,6 +55,17 @@ if [ "$(cat "$ws/made.txt" 2>/dev/null)" = made ] && [ "$(stat -c %u "$ws/made.t
 else
   failed=$((failed + 1)); echo "FAIL: made.txt missing or not the invoking user's"; ls -ln "$ws"
 fi
+# --observe-exec: init recorded what ran in the guest, at the guest's paths.
+if python3 - "$scratch/result.json" "$ws" <<'PY'
+import json, sys
+execs = json.load(open(sys.argv[1]))["execs"]
+shell = [e for e in execs if e["argv"][:2] == ["sh", "-c"] and e["end"] != "exec"]
+nproc = [e for e in execs if e["argv"] == ["nproc"] and e["end"] != "exec"]
+assert len(shell) == 1 and len(nproc) == 1, execs
+assert nproc[0]["ppid"] == shell[0]["pid"] and nproc[0]["cwd"] == sys.argv[2], execs
+assert nproc[0]["path"].endswith("/nproc"), execs
+PY
+then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: the guest's execs were not recorded"; fi
 cpus=$(nproc)
 [ "$cpus" -gt 8 ] && cpus=8
 if [ "$(cat "$ws/cpus.txt" 2>/dev/null)" = "$cpus" ]; then
@@ -349,6 +361,9 @@ git -C "$repo" log --format=%s "corral/$run/a" | grep -x "agent commit" >/dev/nu
   { failed=$((failed + 1)); echo "FAIL: a guest moved the user's branch"; }
 grep -q '"target":"vm"' "$repo/.git/corral/runs/$run/events.jsonl" && passed=$((passed + 1)) ||
   { failed=$((failed + 1)); echo "FAIL: the events do not say target vm"; }
+grep '"type":"exec"' "$repo/.git/corral/runs/$run/events.jsonl" | grep '"task":"a"' |
+  grep -q '"argv":\["git","commit"' && passed=$((passed + 1)) ||
+  { failed=$((failed + 1)); echo "FAIL: the run did not record the guest's git commit"; }
 grep -q '{"n": 1}' "$repo/.git/corral/runs/$run/logs/b.log" && passed=$((passed + 1)) ||
   { failed=$((failed + 1)); echo "FAIL: b did not get a's output"; cat "$repo/.git/corral/runs/$run/logs/b.log"; }
 
