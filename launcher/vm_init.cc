@@ -47,6 +47,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sandbox/fdio.h"
 #include "sandbox/landlock.h"
 #include "sandbox/observe.h"
 #include "sandbox/seccomp.h"
@@ -370,41 +371,6 @@ sb::Spec LandlockRules(const nlohmann::json& spec) {
   return s;
 }
 
-// Passes a descriptor over a unix socket.
-bool SendFd(int sock, int fd) {
-  char byte = 0;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-  return sendmsg(sock, &msg, 0) == 1;
-}
-
-int ReceiveFd(int sock) {
-  char byte = 0;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1) return -1;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
-  int fd = -1;
-  std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
-  return fd;
-}
-
 // What init saw the command's processes execute (observe_exec), for the status port.
 struct Observed {
   std::mutex mu;
@@ -522,7 +488,7 @@ void SetLimit(int resource, const nlohmann::json& spec, const char* key) {
   if (execs >= 0) {
     int listener = static_cast<int>(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
                                             SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog));
-    if (listener < 0 || !SendFd(execs, listener)) {
+    if (listener < 0 || !sb::SendFd(execs, listener)) {
       std::fprintf(stderr, "corral-vm-init: seccomp filter: %s\n", std::strerror(errno));
       _exit(125);
     }
@@ -630,7 +596,7 @@ int Main(int argc, char** argv) {
   if (child == 0) StartCommand(spec, bpf, in, out, err, execs[1]);
   if (execs[0] >= 0) {
     close(execs[1]);
-    int listener = ReceiveFd(execs[0]);  // none when the child failed before its filter
+    int listener = sb::ReceiveFd(execs[0]);  // none when the child failed before its filter
     close(execs[0]);
     if (listener >= 0) {
       std::thread(SuperviseExecs, listener, std::move(refuse), observe ? &observed : nullptr,
@@ -670,13 +636,8 @@ int Main(int argc, char** argv) {
   close(err);
   // The workspace's writes reach the host before the status does.
   sync();
-  // A virtio port takes at most 32 KiB a write.
-  for (size_t done = 0; done < line.size();) {
-    ssize_t n = write(status_port, line.data() + done, line.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) Die("write the status");
-    done += static_cast<size_t>(n);
-  }
+  // A virtio port takes at most 32 KiB a write: WriteAll goes on.
+  if (!sb::WriteAll(status_port, line, "write the status")) Die("write the status");
   fsync(status_port);
   close(status_port);
   PowerOff();

@@ -42,8 +42,30 @@ std::string ReadAll(int fd) {
   return out;
 }
 
-bool SendProxyListener(int sock, int listener) {
-  char byte = 'L';
+bool SendProxyListener(int sock, int listener) { return SendFd(sock, listener, 'L'); }
+
+int ReceiveFd(int sock) {
+  char byte = 0;
+  iovec iov = {&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t n;
+  do {
+    n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  cmsghdr* c = n == 1 ? CMSG_FIRSTHDR(&msg) : nullptr;
+  if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) return -1;
+  int fd = -1;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
+  return fd;
+}
+
+bool SendFd(int sock, int fd, char tag) {
+  char byte = tag;
   iovec iov = {&byte, 1};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   msghdr msg{};
@@ -55,7 +77,7 @@ bool SendProxyListener(int sock, int listener) {
   cmsg->cmsg_level = SOL_SOCKET;
   cmsg->cmsg_type = SCM_RIGHTS;
   cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(cmsg), &listener, sizeof(int));
+  std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
   ssize_t n;
   do {
     n = sendmsg(sock, &msg, MSG_NOSIGNAL);

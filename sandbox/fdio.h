@@ -18,6 +18,11 @@ Expected<> WriteAll(int fd, const std::string& data, const std::string& what);
 // Reads `fd` until end of file (or an error, which ends the data).
 std::string ReadAll(int fd);
 
+// One descriptor over a unix socket, with one byte (`tag`). ReceiveFd returns it (close-on-exec),
+// or -1 when the peer sent none or closed.
+bool SendFd(int sock, int fd, char tag = 0);
+int ReceiveFd(int sock);
+
 // Between corral and its helper (a stream socket): the helper sends the byte 'L' carrying the
 // egress proxy's listening socket before its reply; corral's reader hands such sockets to
 // `on_socket` (which owns them) and returns the rest of the data.
