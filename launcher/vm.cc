@@ -40,6 +40,8 @@ constexpr uint64_t kGuestKernelMib = 96;
 constexpr uint64_t kDefaultGuestMib = 512;
 // QEMU's own threads and processes, beside the proxy connectors the guest makes it start.
 constexpr uint64_t kQemuThreads = 64;
+// A read-only file the policy grants travels in the initramfs, up to this size.
+constexpr uint64_t kMaxCopiedFile = 4 << 20;
 
 bool IsFile(const std::string& path) {
   struct stat st;
@@ -474,8 +476,19 @@ sandbox::HostCheck Probe() {
 std::string Unsupported(const sandbox::Spec& spec) {
   for (const sandbox::Bind& b : spec.binds) {
     struct stat st;
-    if (lstat(b.path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode)) {
-      return "filesystem: " + b.path + " is not a folder; target \"vm\" shares folders only";
+    if (lstat(b.path.c_str(), &st) != 0 || S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)) continue;
+    if (!S_ISREG(st.st_mode)) {
+      return "filesystem: " + b.path + " is neither a folder nor a file; target \"vm\" cannot "
+             "share it";
+    }
+    if (b.writable) {
+      return "filesystem: " + b.path + " is a file granted read-write; target \"vm\" shares "
+             "folders, and a copied file's changes could not come back";
+    }
+    if (static_cast<uint64_t>(st.st_size) > kMaxCopiedFile) {
+      return "filesystem: " + b.path + " is a file of " + std::to_string(st.st_size) +
+             " bytes; target \"vm\" copies a read-only file into the guest only up to " +
+             std::to_string(kMaxCopiedFile >> 20) + " MiB";
     }
   }
   return "";
@@ -502,6 +515,7 @@ sandbox::Expected<sandbox::Result> Run(const sandbox::Spec& spec,
   // The guest's view: each bound folder (and the workspace) shared at its path, parents first.
   std::vector<Share> shares;
   nlohmann::json symlinks = nlohmann::json::array();
+  std::vector<std::string> copied;
   std::vector<sandbox::Bind> binds = spec.binds;
   binds.emplace_back(spec.workspace, !spec.workspace_read_only);
   std::stable_sort(binds.begin(), binds.end(),
@@ -514,6 +528,12 @@ sandbox::Expected<sandbox::Result> Run(const sandbox::Spec& spec,
       std::error_code ec;
       fs::path target = fs::read_symlink(b.path, ec);
       if (!ec) symlinks.push_back({{"path", b.path}, {"target", target.string()}});
+      continue;
+    }
+    // A granted file, not a folder: 9p shares folders, so a read-only file travels in the
+    // initramfs and init shows it, read-only, at its path.
+    if (!b.writable && lstat(b.path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+      copied.push_back(b.path);
       continue;
     }
     shares.push_back({"s" + std::to_string(shares.size()), b.path, b.writable});
@@ -537,12 +557,26 @@ sandbox::Expected<sandbox::Result> Run(const sandbox::Spec& spec,
       {"exec_allow", spec.exec_allow ? nlohmann::json(*spec.exec_allow) : nlohmann::json()},
       {"observe_exec", spec.observe_exec},
       {"shares", share_list},
+      {"files", nlohmann::json::array()},
       {"symlinks", symlinks},
       {"modules", std::vector<std::string>(std::begin(kModules), std::end(kModules))}};
   const sandbox::Limits& lim = spec.limits;
   if (lim.open_files) guest_spec["open_files"] = *lim.open_files;
   if (lim.file_size) guest_spec["file_size"] = *lim.file_size;
   if (lim.pids) guest_spec["pids"] = *lim.pids;
+
+  std::vector<CpioEntry> copies;
+  for (size_t i = 0; i < copied.size(); ++i) {
+    std::ifstream in(copied[i], std::ios::binary);
+    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (in.bad() || data.size() > kMaxCopiedFile) {
+      return Fail("filesystem: " + copied[i] + ": cannot copy it into the guest (unreadable, or " +
+                  "past " + std::to_string(kMaxCopiedFile >> 20) + " MiB)");
+    }
+    std::string name = "corral/files/" + std::to_string(i);
+    copies.push_back({name, S_IFREG | 0444, std::move(data)});
+    guest_spec["files"].push_back({{"path", copied[i]}, {"source", "/" + name}});
+  }
 
   // The policy's syscall rules hold in the guest too, as the local sandbox's filter, whose
   // denials answer EPERM themselves: the guest has no supervisor to tell.
@@ -564,6 +598,8 @@ sandbox::Expected<sandbox::Result> Run(const sandbox::Spec& spec,
     files.push_back({std::string("corral/modules/") + m, S_IFREG | 0644,
                      ReadFile(*guest + "/modules/" + m)});
   }
+  if (!copies.empty()) files.push_back({"corral/files", S_IFDIR | 0755, ""});
+  for (CpioEntry& c : copies) files.push_back(std::move(c));
   Launch launch;
   launch.qemu = qemu;
   launch.kvm = KvmWorks(qemu);

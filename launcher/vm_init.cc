@@ -182,6 +182,19 @@ void BuildRoot(const nlohmann::json& spec) {
       Die("symlink " + path);
     }
   }
+  // Granted files (not folders) came in the initramfs: each shown read-only at its path, unless a
+  // share shows it already.
+  for (const auto& file : spec.at("files")) {
+    std::string path = kRoot + file.at("path").get<std::string>();
+    struct stat st;
+    if (lstat(path.c_str(), &st) == 0) continue;
+    MkdirAll(path.substr(0, path.rfind('/')));
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+    if (fd < 0) Die("create " + path);
+    close(fd);
+    Mount(file.at("source").get<std::string>().c_str(), path, nullptr, MS_BIND, "");
+    Mount(nullptr, path, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "");
+  }
   MkdirAll(std::string(kRoot) + "/dev");
   MakeDev(std::string(kRoot) + "/dev", tmp_size);
   MkdirAll(std::string(kRoot) + "/proc");
@@ -365,6 +378,7 @@ sb::Spec LandlockRules(const nlohmann::json& spec) {
     std::string path = share.at("path").get<std::string>();
     if (path != s.workspace) s.binds.emplace_back(path, share.at("writable").get<bool>());
   }
+  for (const auto& file : spec.at("files")) s.binds.emplace_back(file.at("path"), false);
   if (!spec.at("exec_allow").is_null()) {
     s.exec_allow = spec.at("exec_allow").get<std::vector<std::string>>();
   }

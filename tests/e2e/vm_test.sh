@@ -306,11 +306,27 @@ contains "nor by a relative path" out "relative=126"
 contains "nor through a symlink" out "link=126"
 contains "nor by execveat on a descriptor (EACCES)" out "descriptor 13"
 
+# --- a granted file, not a folder: a read-only copy at its path, its siblings unseen --------------
+mkdir -p "$scratch/files"
+echo "granted content" >"$scratch/files/granted.txt"
+echo "sibling content" >"$scratch/files/sibling.txt"
+grantpol=$scratch/vmgrant.toml
+printf 'target = "vm"\n[filesystem]\nread_only = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc", "%s"]\n' \
+  "$scratch/files/granted.txt" >"$grantpol"
+check "a granted read-only file" 0 "$corral" exec --policy "$grantpol" --cwd "$ws" -- sh -c "
+  cat $scratch/files/granted.txt
+  if echo x >> $scratch/files/granted.txt; then echo OPEN write; else echo held write; fi
+  if cat $scratch/files/sibling.txt; then echo OPEN sibling; else echo held sibling; fi"
+contains "it reads" out "granted content"
+held_all out write sibling
+[ "$(cat "$scratch/files/granted.txt")" = "granted content" ] && passed=$((passed + 1)) ||
+  { failed=$((failed + 1)); echo "FAIL: the granted file changed on the host"; }
+
 # --- what the vm target refuses, before anything boots --------------------------------------------
 filepol=$scratch/vmfile.toml
-printf 'target = "vm"\n[filesystem]\nread_only = ["/etc/hostname"]\n' >"$filepol"
-check "a granted file refused" 125 "$corral" exec --policy "$filepol" --cwd "$ws" -- true
-contains "names the file and the key" err "corral: $filepol: filesystem: /etc/hostname is not a folder"
+printf 'target = "vm"\n[filesystem]\nread_write = ["%s"]\n' "$scratch/files/granted.txt" >"$filepol"
+check "a file granted read-write refused" 125 "$corral" exec --policy "$filepol" --cwd "$ws" -- true
+contains "names the file and the key" err "corral: $filepol: filesystem: $scratch/files/granted.txt is a file granted read-write"
 # In a plan, the same policy is a plan error: exit 2 at load, naming plan line and policy key.
 refused=$scratch/refused
 git init -q "$refused"
@@ -318,7 +334,7 @@ git -C "$refused" -c user.name=t -c user.email=t@t commit -q --allow-empty -m in
 printf '[[task]]\nid = "a"\npolicy = "%s"\nrun = ["true"]\n' "$filepol" >"$scratch/refused.toml"
 check "a plan with a vm policy it cannot honour" 2 "$corral" run "$scratch/refused.toml" --repo "$refused"
 contains "names plan line, policy and key" err "refused.toml:3:"
-contains "and the key" err "filesystem: /etc/hostname is not a folder"
+contains "and the key" err "is a file granted read-write"
 [ ! -e "$refused/.git/corral" ] && passed=$((passed + 1)) ||
   { failed=$((failed + 1)); echo "FAIL: a refused plan left run state"; }
 check "no guest kernel" 125 env CORRAL_VM_DIR="$scratch/none" "$corral" exec --policy "$policy" --cwd "$ws" -- true

@@ -203,7 +203,14 @@ TEST(VmTest, UnsupportedNamesThePolicyKey) {
   testing::ScratchDir dir("corral-vm-file");
   testing::WriteFile(dir.path() + "/f", "x");
   spec.binds.emplace_back(dir.path() + "/f", false);
-  EXPECT_NE(Unsupported(spec).find("not a folder"), std::string::npos);
+  EXPECT_EQ(Unsupported(spec), "") << "a read-only file travels in the initramfs";
+  spec.binds.back().writable = true;
+  EXPECT_NE(Unsupported(spec).find(dir.path() + "/f is a file granted read-write"),
+            std::string::npos);
+  spec.binds.back().writable = false;
+  testing::WriteFile(dir.path() + "/big", std::string((4 << 20) + 1, 'x'));
+  spec.binds.emplace_back(dir.path() + "/big", false);
+  EXPECT_NE(Unsupported(spec).find("up to 4 MiB"), std::string::npos) << Unsupported(spec);
 }
 
 // QEMU opens /dev/kvm as the sandbox's user, which as root is an id that owns nothing and holds
