@@ -250,8 +250,8 @@ class StdioPump {
   Stream streams_[4];
   int stop_[2] = {-1, -1};
   std::thread thread_;
-  // The status, after the record of the guest's execs (up to Result::kMaxExecs of them).
-  static constexpr size_t kMaxStatus = 64 << 20;
+  // The status, after the record of the guest's execs (init keeps it under this).
+  static constexpr size_t kMaxStatus = 128 << 20;
   std::string status_;
   std::function<void()> on_broken_pipe_;
   bool broken_pipe_ = false;

@@ -387,8 +387,12 @@ sb::Spec LandlockRules(const nlohmann::json& spec) {
 
 // What init saw the command's processes execute (observe_exec), for the status port.
 struct Observed {
+  // What the records may hold: they travel as one line of JSON, which escaping can make up to six
+  // times larger, and corral takes at most 128 MiB of it (vm.cc's kMaxStatus).
+  static constexpr size_t kMaxBytes = 16 << 20;
   std::mutex mu;
   std::vector<sb::ExecRecord> execs;
+  size_t bytes = 0;
   uint64_t dropped = 0;
   std::map<int, size_t> last;  // pid -> its latest record
 };
@@ -436,8 +440,12 @@ void SuperviseExecs(int listener, std::vector<sb::observe::FileId> refuse, Obser
     bool valid = sb::seccomp::StillWaiting(listener, call->id);
     sb::seccomp::Continue(listener, call->id);
     if (!observed || !valid) continue;
+    size_t bytes = 256 + record.path.size() + record.cwd.size();
+    for (const std::string& a : record.argv) bytes += a.size() + 4;
     std::lock_guard lock(observed->mu);
-    if (observed->execs.size() < sb::Result::kMaxExecs) {
+    if (observed->execs.size() < sb::Result::kMaxExecs &&
+        observed->bytes + bytes <= Observed::kMaxBytes) {
+      observed->bytes += bytes;
       // A process that execs again: its earlier exec failed (a PATH search) or was replaced.
       if (auto it = observed->last.find(record.pid); it != observed->last.end()) {
         observed->execs[it->second].end = "exec";
