@@ -476,7 +476,9 @@ sandbox::HostCheck Probe() {
 std::string Unsupported(const sandbox::Spec& spec) {
   for (const sandbox::Bind& b : spec.binds) {
     struct stat st;
-    if (lstat(b.path.c_str(), &st) != 0 || S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)) continue;
+    // A writable link is shared as its target (see Run): what matters is what that is.
+    int found = b.writable ? stat(b.path.c_str(), &st) : lstat(b.path.c_str(), &st);
+    if (found != 0 || S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)) continue;
     if (!S_ISREG(st.st_mode)) {
       return "filesystem: " + b.path + " is neither a folder nor a file; target \"vm\" cannot "
              "share it";
@@ -484,6 +486,9 @@ std::string Unsupported(const sandbox::Spec& spec) {
     if (b.writable) {
       return "filesystem: " + b.path + " is a file granted read-write; target \"vm\" shares "
              "folders, and a copied file's changes could not come back";
+    }
+    if (!sandbox::SandboxMayOpen(b.path, R_OK)) {
+      return "filesystem: " + b.path + " is a file the sandbox's user may not read";
     }
     if (static_cast<uint64_t>(st.st_size) > kMaxCopiedFile) {
       return "filesystem: " + b.path + " is a file of " + std::to_string(st.st_size) +
@@ -573,8 +578,10 @@ sandbox::Expected<sandbox::Result> Run(const sandbox::Spec& spec,
       return Fail("filesystem: " + copied[i] + ": cannot copy it into the guest (unreadable, or " +
                   "past " + std::to_string(kMaxCopiedFile >> 20) + " MiB)");
     }
+    struct stat st;
+    mode_t mode = stat(copied[i].c_str(), &st) == 0 ? (st.st_mode & 0555) : 0444;
     std::string name = "corral/files/" + std::to_string(i);
-    copies.push_back({name, S_IFREG | 0444, std::move(data)});
+    copies.push_back({name, S_IFREG | mode, std::move(data)});
     guest_spec["files"].push_back({{"path", copied[i]}, {"source", "/" + name}});
   }
 

@@ -274,9 +274,22 @@ void UseQemuDns() {
   if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) Die("write " + ours);
   close(fd);
   struct stat st;
-  if (lstat(guest.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-    Mount(ours.c_str(), guest, nullptr, MS_BIND, "");
-    Mount(nullptr, guest, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "");
+  std::string target = guest;
+  // A link (systemd-resolved's stub-resolv.conf): what it names, in the agent's root.
+  if (lstat(guest.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    char buf[PATH_MAX];
+    ssize_t n = readlink(guest.c_str(), buf, sizeof(buf) - 1);
+    std::string link = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+    target = link.starts_with('/') ? kRoot + link : std::string(kRoot) + "/etc/" + link;
+    if (lstat(target.c_str(), &st) != 0) {  // not shared: the root's tmpfs takes it
+      MkdirAll(target.substr(0, target.rfind('/')));
+      int made = open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (made >= 0) close(made);
+    }
+  }
+  if (lstat(target.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+    Mount(ours.c_str(), target, nullptr, MS_BIND, "");
+    Mount(nullptr, target, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "");
   } else if (lstat((std::string(kRoot) + "/etc").c_str(), &st) != 0) {
     MkdirAll(std::string(kRoot) + "/etc");  // /etc is not shared: the root's tmpfs takes it
     int out = open(guest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -394,6 +407,7 @@ struct Observed {
   std::vector<sb::ExecRecord> execs;
   size_t bytes = 0;
   uint64_t dropped = 0;
+  bool closed = false;  // init took the records: later ones are not kept
   std::map<int, size_t> last;  // pid -> its latest record
 };
 
@@ -411,8 +425,8 @@ int StatusNumber(int pid, const char* field) {
 // local sandbox's supervisor: one that starts a dynamic loader as a program (`ld.so PROGRAM`
 // runs any file it can read) is refused with EACCES; the rest go on, recorded into `observed`
 // when it is set. Ends when no process is left to ask.
-void SuperviseExecs(int listener, std::vector<sb::observe::FileId> refuse, Observed* observed,
-                    std::chrono::steady_clock::time_point start) {
+void SuperviseExecs(int listener, bool exec_allow, std::vector<sb::observe::FileId> refuse,
+                    Observed* observed, std::chrono::steady_clock::time_point start) {
   for (;;) {
     pollfd p{listener, POLLIN, 0};
     if (poll(&p, 1, -1) < 0) {
@@ -426,12 +440,11 @@ void SuperviseExecs(int listener, std::vector<sb::observe::FileId> refuse, Obser
       sb::seccomp::Deny(listener, call->id);
       continue;
     }
-    sb::ExecRecord record = sb::observe::ReadExec(*call, start);
-    auto target = sb::observe::ExecTarget(*call, record);
-    if (target && std::find(refuse.begin(), refuse.end(), *target) != refuse.end()) {
-      sb::seccomp::Deny(listener, call->id, EACCES);
+    if (int why = exec_allow ? sb::observe::RefuseExec(*call, refuse) : 0; why != 0) {
+      sb::seccomp::Deny(listener, call->id, why);
       continue;
     }
+    sb::ExecRecord record = sb::observe::ReadExec(*call, start);
     // No pid namespace in the guest: its pids are the guest's own. Its root is a chroot, which
     // init sees from outside.
     record.pid = call->pid;
@@ -443,6 +456,7 @@ void SuperviseExecs(int listener, std::vector<sb::observe::FileId> refuse, Obser
     size_t bytes = 256 + record.path.size() + record.cwd.size();
     for (const std::string& a : record.argv) bytes += a.size() + 4;
     std::lock_guard lock(observed->mu);
+    if (observed->closed) continue;
     if (observed->execs.size() < sb::Result::kMaxExecs &&
         observed->bytes + bytes <= Observed::kMaxBytes) {
       observed->bytes += bytes;
@@ -621,8 +635,8 @@ int Main(int argc, char** argv) {
     int listener = sb::ReceiveFd(execs[0]);  // none when the child failed before its filter
     close(execs[0]);
     if (listener >= 0) {
-      std::thread(SuperviseExecs, listener, std::move(refuse), observe ? &observed : nullptr,
-                  start)
+      std::thread(SuperviseExecs, listener, !spec.at("exec_allow").is_null(), std::move(refuse),
+                  observe ? &observed : nullptr, start)
           .detach();
     }
   }
@@ -648,6 +662,7 @@ int Main(int argc, char** argv) {
     sb::Result seen;
     {
       std::lock_guard lock(observed.mu);
+      observed.closed = true;
       seen.execs = std::move(observed.execs);
       seen.execs_dropped = observed.dropped;
     }

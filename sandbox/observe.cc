@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -136,17 +137,54 @@ std::vector<FileId> LoadersToRefuse(const std::vector<std::string>& exec_allow, 
   return refuse;
 }
 
-std::optional<FileId> ExecTarget(const seccomp::Call& call, const ExecRecord& record) {
+namespace {
+
+// The exec's path, read whole (up to PATH_MAX with its NUL) from the caller's memory, or false.
+bool ReadPath(int pid, uint64_t addr, std::string* out) {
+  char buf[PATH_MAX];
+  size_t n = addr ? ReadMemory(pid, addr, buf, sizeof(buf)) : 0;
+  const char* end = static_cast<const char*>(std::memchr(buf, '\0', n));
+  if (!end) return false;
+  out->assign(buf, static_cast<size_t>(end - buf));
+  return true;
+}
+
+int IdOfProcFile(const std::string& path, FileId* id) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return errno;
+  *id = FileId{st.st_dev, st.st_ino};
+  return 0;
+}
+
+// "/dev/fd/N", "/proc/self/fd/N", "/proc/thread-self/fd/N": N, else -1.
+int OwnDescriptor(const std::string& path) {
+  for (const char* prefix : {"/dev/fd/", "/proc/self/fd/", "/proc/thread-self/fd/"}) {
+    if (!path.starts_with(prefix)) continue;
+    std::string n = path.substr(std::strlen(prefix));
+    if (n.empty() || n.size() > 9 || n.find_first_not_of("0123456789") != std::string::npos) {
+      return -1;
+    }
+    return std::atoi(n.c_str());
+  }
+  return -1;
+}
+
+}  // namespace
+
+int ExecTarget(const seccomp::Call& call, FileId* id) {
   std::string proc = "/proc/" + std::to_string(call.pid);
   bool at = call.name == "execveat";
   int dirfd = at ? static_cast<int>(call.args[0]) : AT_FDCWD;
   std::string dir = dirfd == AT_FDCWD ? proc + "/cwd" : proc + "/fd/" + std::to_string(dirfd);
-  if (at && (call.args[4] & AT_EMPTY_PATH) && record.path.empty()) {
-    struct stat st;
-    if (stat(dir.c_str(), &st) != 0) return std::nullopt;
-    return FileId{st.st_dev, st.st_ino};
+  std::string path;
+  if (!ReadPath(call.pid, call.args[at ? 1 : 0], &path)) return EFAULT;
+  if (path.empty()) {
+    if (at && (call.args[4] & AT_EMPTY_PATH)) return IdOfProcFile(dir, id);
+    return ENOENT;
   }
-  std::string path = record.path;
+  // The caller's own descriptors and program, which our /proc shows under its pid.
+  if (int fd = OwnDescriptor(path); fd >= 0) return IdOfProcFile(proc + "/fd/" + std::to_string(fd), id);
+  if (path == "/proc/self/exe") return IdOfProcFile(proc + "/exe", id);
   if (!path.starts_with('/')) {
     // The caller's directory as its own root shows it. A sandbox's root is not under ours, so
     // the kernel writes the path from that root already; a chroot under ours (a VM guest's
@@ -157,23 +195,42 @@ std::optional<FileId> ExecTarget(const seccomp::Call& call, const ExecRecord& re
       return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
     };
     std::string base = link(dir), root = link(proc + "/root");
-    if (!base.starts_with('/') || !root.starts_with('/')) return std::nullopt;
+    if (!base.starts_with('/') || !root.starts_with('/')) return ENAMETOOLONG;
     if (root != "/") {
       if (base == root) {
         base = "/";
       } else if (base.starts_with(root + "/")) {
         base = base.substr(root.size());
       } else {
-        return std::nullopt;
+        return EXDEV;  // a directory outside the caller's root
       }
     }
     path = base + "/" + path;
   }
   int root = open((proc + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (root < 0) return std::nullopt;
-  auto id = IdIn(root, path);
+  if (root < 0) return errno;
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  // A magic link (/proc/PID/fd/N reached any other way) would resolve as ours, not the
+  // caller's: it fails here (ELOOP), and the caller refuses.
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(syscall(SYS_openat2, root, path.c_str(), &how, sizeof(how)));
+  int err = errno;
   close(root);
-  return id;
+  if (fd < 0) return err;
+  struct stat st;
+  err = fstat(fd, &st) == 0 ? 0 : errno;
+  close(fd);
+  if (err == 0) *id = FileId{st.st_dev, st.st_ino};
+  return err;
+}
+
+int RefuseExec(const seccomp::Call& call, const std::vector<FileId>& loaders) {
+  FileId id;
+  int err = ExecTarget(call, &id);
+  if (err == ENOENT || err == ENOTDIR) return err;
+  if (err != 0) return EACCES;
+  return std::find(loaders.begin(), loaders.end(), id) != loaders.end() ? EACCES : 0;
 }
 
 Exits::~Exits() {

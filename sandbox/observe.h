@@ -32,10 +32,18 @@ std::optional<FileId> IdIn(int root, const std::string& path);
 // started as programs: all but those exec_allow names.
 std::vector<FileId> LoadersToRefuse(const std::vector<std::string>& exec_allow, int root);
 
-// The file the exec `call` (read into `record`) names, resolved as the caller would: in its root
-// (absolute symlinks included), from its working directory or execveat's descriptor. Empty when
-// it does not resolve (the kernel then fails the call as well, unless the caller raced it).
-std::optional<FileId> ExecTarget(const seccomp::Call& call, const ExecRecord& record);
+// The file the exec `call` names, resolved as the caller would: in its root (absolute symlinks
+// included), from its working directory or execveat's descriptor; /dev/fd/N, /proc/self/fd/N and
+// /proc/self/exe as the caller's own. Returns 0 and sets `id`, or the errno that says why not:
+// ENOENT or ENOTDIR when nothing is there (the kernel would say the same), else the path could
+// not be told (unreadable memory, a magic link elsewhere, a name too long): a caller that must
+// know refuses the exec then.
+int ExecTarget(const seccomp::Call& call, FileId* id);
+
+// Under tools.allow: the errno to refuse the exec `call` with, or 0 to let it run. A dynamic
+// loader in `loaders` is refused (EACCES), and so is an exec whose file cannot be told (EACCES;
+// ENOENT or ENOTDIR when nothing is there, as the kernel would answer).
+int RefuseExec(const seccomp::Call& call, const std::vector<FileId>& loaders);
 
 // How the observed programs end: a pidfd per process that exec'd, polled by the supervisor, and
 // the kernel's exit information (PIDFD_INFO_EXIT, Linux 6.15+), which it keeps for a pidfd that

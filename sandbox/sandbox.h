@@ -6,6 +6,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <functional>
 #include <string>
@@ -43,9 +44,9 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options);
 bool KnownSyscall(std::string_view name);
 
 // Whether the command of a sandbox started by this process may open `path` (a device, such as
-// /dev/kvm) for reading and writing. As root the sandbox runs as an id that owns nothing on the
-// host and holds no groups, so only what is open to everyone is open to it.
-bool SandboxMayOpen(const std::string& path);
+// /dev/kvm) as `mode` says (R_OK, W_OK). As root the sandbox runs as an id that owns nothing on
+// the host and holds no groups, so only what is open to everyone is open to it.
+bool SandboxMayOpen(const std::string& path, int mode = R_OK | W_OK);
 
 // The filter for `rules` as a raw BPF program (struct sock_filter[]), as bubblewrap's --seccomp
 // takes it. Denials notify a supervisor (without one the kernel answers them with ENOSYS); with

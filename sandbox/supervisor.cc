@@ -120,10 +120,9 @@ struct Watch {
     }
     ExecRecord r = observe::ReadExec(*call, start);
     if (!loaders.empty()) {
-      auto target = observe::ExecTarget(*call, r);
-      if (target && std::find(loaders.begin(), loaders.end(), *target) != loaders.end()) {
-        seccomp::Deny(listener.get(), call->id, EACCES);
-        Denied(call->name + " of a dynamic loader");
+      if (int refuse = RefuseExec(*call, loaders); refuse != 0) {
+        seccomp::Deny(listener.get(), call->id, refuse);
+        if (refuse == EACCES) Denied(call->name + " of a dynamic loader, or of a path not told");
         return;
       }
     }

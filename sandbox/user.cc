@@ -59,15 +59,15 @@ Expected<> BecomeInside(const Identity& id) {
 
 namespace corral::sandbox {
 
-bool SandboxMayOpen(const std::string& path) {
+bool SandboxMayOpen(const std::string& path, int mode) {
   user::Identity id = user::IdentityForCaller();
-  if (!id.privileged) return access(path.c_str(), R_OK | W_OK) == 0;
+  if (!id.privileged) return access(path.c_str(), mode) == 0;
   struct stat st;
   if (stat(path.c_str(), &st) != 0) return false;
-  mode_t rw = st.st_uid == id.host_uid ? S_IRUSR | S_IWUSR
-              : st.st_gid == id.host_gid ? S_IRGRP | S_IWGRP
-                                          : S_IROTH | S_IWOTH;
-  return (st.st_mode & rw) == rw;
+  // The class that applies, then its read and write bits as asked.
+  int shift = st.st_uid == id.host_uid ? 6 : st.st_gid == id.host_gid ? 3 : 0;
+  mode_t want = ((mode & R_OK) ? S_IROTH : 0) | ((mode & W_OK) ? S_IWOTH : 0);
+  return ((st.st_mode >> shift) & want) == want;
 }
 
 }  // namespace corral::sandbox

@@ -291,6 +291,9 @@ check "tools.allow in a VM" 0 "$corral" exec --policy "$toolspol" --cwd "$ws" --
   /lib64/ld-linux-x86-64.so.2 /usr/bin/cat /etc/hostname; echo direct=$?
   (cd /lib64 && ./ld-linux-x86-64.so.2 /usr/bin/cat /etc/hostname); echo relative=$?
   ./ldso /usr/bin/cat /etc/hostname; echo link=$?
+  exec 3</lib64/ld-linux-x86-64.so.2; /dev/fd/3 /usr/bin/cat /etc/hostname; echo devfd=$?
+  /proc/self/fd/3 /usr/bin/cat /etc/hostname; echo procfd=$?
+  no-such-program; echo missing=$?
   python3 -c "
 import os
 fd = os.open(\"/lib64/ld-linux-x86-64.so.2\", os.O_PATH)
@@ -304,6 +307,9 @@ contains "one not allowed does not" out "cat=126"
 contains "nor through the loader by its path" out "direct=126"
 contains "nor by a relative path" out "relative=126"
 contains "nor through a symlink" out "link=126"
+contains "nor through /dev/fd" out "devfd=126"
+contains "nor through /proc/self/fd" out "procfd=126"
+contains "a missing program is still not found" out "missing=127"
 contains "nor by execveat on a descriptor (EACCES)" out "descriptor 13"
 
 # --- a granted file, not a folder: a read-only copy at its path, its siblings unseen --------------

@@ -208,6 +208,12 @@ TEST(VmTest, UnsupportedNamesThePolicyKey) {
   EXPECT_NE(Unsupported(spec).find(dir.path() + "/f is a file granted read-write"),
             std::string::npos);
   spec.binds.back().writable = false;
+  // A writable link is shared as its target: a link to a file is a file granted read-write.
+  std::filesystem::create_symlink(dir.path() + "/f", dir.path() + "/link");
+  sandbox::Spec linked;
+  linked.workspace = "/tmp";
+  linked.binds.emplace_back(dir.path() + "/link", true);
+  EXPECT_NE(Unsupported(linked).find("is a file granted read-write"), std::string::npos);
   testing::WriteFile(dir.path() + "/big", std::string((4 << 20) + 1, 'x'));
   spec.binds.emplace_back(dir.path() + "/big", false);
   EXPECT_NE(Unsupported(spec).find("up to 4 MiB"), std::string::npos) << Unsupported(spec);

@@ -261,9 +261,14 @@ TEST_F(ExecTest, TheDynamicLoaderDoesNotRunWhatToolsAllowDenies) {
   Output o = Exec({"sh", "-c",
                    loader + " /usr/bin/cat /etc/hostname; echo direct=$?; "
                             "(cd /lib64 && ./ld-linux-x86-64.so.2 /usr/bin/cat /etc/hostname); "
-                            "echo relative=$?; ./ldso /usr/bin/cat /etc/hostname; echo link=$?"},
+                            "echo relative=$?; ./ldso /usr/bin/cat /etc/hostname; echo link=$?; "
+                            "exec 3<" + loader + "; /dev/fd/3 /usr/bin/cat /etc/hostname; "
+                            "echo devfd=$?; /proc/self/fd/3 /usr/bin/cat /etc/hostname; "
+                            "echo procfd=$?; no-such-program; echo missing=$?"},
                   p);
-  EXPECT_EQ(o.out, "direct=126\nrelative=126\nlink=126\n") << o.err;
+  // A missing program stays "not found" (127): the supervisor answers what the kernel would.
+  EXPECT_EQ(o.out, "direct=126\nrelative=126\nlink=126\ndevfd=126\nprocfd=126\nmissing=127\n")
+      << o.err;
   EXPECT_NE(o.err.find("Permission denied"), std::string::npos) << o.err;
   Output fd = Exec({probe_, "execveat-fd", loader, "/usr/bin/cat", "/etc/hostname"}, p);
   EXPECT_EQ(fd.out, "execveat: EACCES\n") << fd.err;
