@@ -425,8 +425,9 @@ int StatusNumber(int pid, const char* field) {
 // local sandbox's supervisor: one that starts a dynamic loader as a program (`ld.so PROGRAM`
 // runs any file it can read) is refused with EACCES; the rest go on, recorded into `observed`
 // when it is set. Ends when no process is left to ask.
-void SuperviseExecs(int listener, bool exec_allow, std::vector<sb::observe::FileId> refuse,
-                    Observed* observed, std::chrono::steady_clock::time_point start) {
+void SuperviseExecs(int listener, bool exec_allow,
+                    const std::vector<sb::observe::FileId>& refuse, Observed* observed,
+                    std::chrono::steady_clock::time_point start) {
   for (;;) {
     pollfd p{listener, POLLIN, 0};
     if (poll(&p, 1, -1) < 0) {
