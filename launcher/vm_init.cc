@@ -445,6 +445,10 @@ void SuperviseExecs(int listener, bool exec_allow,
       sb::seccomp::Deny(listener, call->id, why);
       continue;
     }
+    if (!observed) {
+      sb::seccomp::Continue(listener, call->id);
+      continue;
+    }
     sb::ExecRecord record = sb::observe::ReadExec(*call, start);
     // No pid namespace in the guest: its pids are the guest's own. Its root is a chroot, which
     // init sees from outside.
@@ -453,7 +457,7 @@ void SuperviseExecs(int listener, bool exec_allow,
     if (record.cwd.starts_with(std::string(kRoot) + "/")) record.cwd.erase(0, std::strlen(kRoot));
     bool valid = sb::seccomp::StillWaiting(listener, call->id);
     sb::seccomp::Continue(listener, call->id);
-    if (!observed || !valid) continue;
+    if (!valid) continue;
     size_t bytes = 256 + record.path.size() + record.cwd.size();
     for (const std::string& a : record.argv) bytes += a.size() + 4;
     std::lock_guard lock(observed->mu);

@@ -118,7 +118,6 @@ struct Watch {
       Denied(call->name);
       return;
     }
-    ExecRecord r = observe::ReadExec(*call, start);
     if (!loaders.empty()) {
       if (int refuse = RefuseExec(*call, loaders); refuse != 0) {
         seccomp::Deny(listener.get(), call->id, refuse);
@@ -130,6 +129,7 @@ struct Watch {
       seccomp::Continue(listener.get(), call->id);
       return;
     }
+    ExecRecord r = observe::ReadExec(*call, start);
     bool keep = execs.size() < Result::kMaxExecs;
     int pidfd = keep ? observe::Exits::Open(call->pid) : -1;
     // A pid reused between the notification and the reads (or the pidfd) would have given
