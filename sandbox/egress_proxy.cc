@@ -59,6 +59,8 @@ bool IsInternal(const asio::ip::address& a) {
 }
 
 constexpr size_t kPipeSize = 1 << 20;
+// What a connection's direction copies through a buffer before it turns to splice(2).
+constexpr size_t kCopySize = size_t{16} * 1024;
 
 // Replaces, in every header value of `fields` (a request or a response), each pair's first
 // string by its second.
@@ -171,6 +173,8 @@ awaitable<void> EgressProxy::Impl::Accept(std::shared_ptr<Server> server) {
       co_return;  // the listener was closed
     }
     server->sockets.insert(socket);
+    boost::system::error_code ignored;
+    (void)socket->set_option(tcp::no_delay(true), ignored);
     {
       std::lock_guard lock(mu);
       ++server->active;
@@ -184,55 +188,58 @@ awaitable<void> EgressProxy::Impl::Pump(
     std::shared_ptr<tcp::socket> to,    // NOLINT(performance-unnecessary-value-param)
     uint64_t* count, int* status) {
   try {
-    if (status) {
-      // Plain HTTP: read until the response's status line has gone by.
-      std::vector<char> data(size_t{16} * 1024);
-      std::string head;
-      while (*status == 0 && head.size() < 16) {
-        size_t n = co_await from->async_read_some(asio::buffer(data), use_awaitable);
+    // Small exchanges (a request, its answer) go through a buffer: one read and one write each.
+    // A read that fills the buffer starts a bulk transfer, and the rest moves through a pipe with
+    // splice(2): the kernel hands the pages from one socket to the other without copying them
+    // through this process. A pipe per direction costs four system calls, so only bulk gets one.
+    std::vector<char> data(kCopySize);
+    std::string head;  // plain HTTP: the response's first bytes, for its status
+    for (;;) {
+      size_t n = co_await from->async_read_some(asio::buffer(data), use_awaitable);
+      if (status && *status == 0 && head.size() < 16) {
         head.append(data.data(), std::min(n, 16 - head.size()));
         // "HTTP/1.1 200 ..."
         if (head.size() >= 12 && head.starts_with("HTTP/")) *status = std::atoi(head.c_str() + 9);
+      }
+      co_await asio::async_write(*to, asio::buffer(data, n), use_awaitable);
+      *count += n;
+      if (n == data.size() && (!status || *status != 0 || head.size() >= 16)) break;
+    }
+    Pipe pipe;
+    from->native_non_blocking(true);
+    to->native_non_blocking(true);
+    while (pipe.ok()) {
+      ssize_t n = splice(from->native_handle(), nullptr, pipe.in, nullptr, kPipeSize,
+                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n == 0) break;
+      if (n < 0 && errno == EAGAIN) {
+        co_await from->async_wait(tcp::socket::wait_read, use_awaitable);
+        continue;
+      }
+      if (n < 0) {
+        if (errno != EINVAL && errno != ENOSYS) break;
+        pipe.Close();  // this kernel cannot splice these sockets: copy instead
+        break;
+      }
+      for (ssize_t left = n; left > 0;) {
+        ssize_t m = splice(pipe.out, nullptr, to->native_handle(), nullptr,
+                           static_cast<size_t>(left), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (m < 0 && errno == EAGAIN) {
+          co_await to->async_wait(tcp::socket::wait_write, use_awaitable);
+          continue;
+        }
+        if (m <= 0) co_return;  // the other side is gone
+        left -= m;
+      }
+      *count += static_cast<uint64_t>(n);
+    }
+    if (!pipe.ok()) {
+      data.resize(kPipeSize);
+      for (;;) {
+        size_t n = co_await from->async_read_some(asio::buffer(data), use_awaitable);
         co_await asio::async_write(*to, asio::buffer(data, n), use_awaitable);
         *count += n;
       }
-    }
-    // The rest moves through a pipe with splice(2): the kernel hands the pages from one socket
-    // to the other without copying them through this process.
-    Pipe pipe;
-    std::vector<char> data;
-    from->native_non_blocking(true);
-    to->native_non_blocking(true);
-    for (;;) {
-      if (pipe.ok()) {
-        ssize_t n = splice(from->native_handle(), nullptr, pipe.in, nullptr, kPipeSize,
-                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-        if (n == 0) break;
-        if (n < 0 && errno == EAGAIN) {
-          co_await from->async_wait(tcp::socket::wait_read, use_awaitable);
-          continue;
-        }
-        if (n > 0) {
-          for (ssize_t left = n; left > 0;) {
-            ssize_t m = splice(pipe.out, nullptr, to->native_handle(), nullptr,
-                               static_cast<size_t>(left), SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-            if (m < 0 && errno == EAGAIN) {
-              co_await to->async_wait(tcp::socket::wait_write, use_awaitable);
-              continue;
-            }
-            if (m <= 0) co_return;  // the other side is gone
-            left -= m;
-          }
-          *count += static_cast<uint64_t>(n);
-          continue;
-        }
-        if (errno != EINVAL && errno != ENOSYS) break;
-        pipe.Close();  // this kernel cannot splice these sockets: copy instead
-      }
-      if (data.empty()) data.resize(size_t{256} * 1024);
-      size_t n = co_await from->async_read_some(asio::buffer(data), use_awaitable);
-      co_await asio::async_write(*to, asio::buffer(data, n), use_awaitable);
-      *count += n;
     }
   } catch (const std::exception&) {
   }
@@ -459,6 +466,8 @@ awaitable<void> EgressProxy::Impl::Handle(
       try {
         tcp::endpoint e = co_await asio::async_connect(*upstream, endpoints, use_awaitable);
         rec.address = e.address().to_string();
+        boost::system::error_code ignored;
+        (void)upstream->set_option(tcp::no_delay(true), ignored);
       } catch (const std::exception& e) {
         failure = "cannot connect to " + target.host + ":" + std::to_string(target.port) + ": " +
                   e.what();
