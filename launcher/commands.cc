@@ -1,6 +1,7 @@
 #include "launcher/commands.h"
 
 #include <cstdio>
+#include <string_view>
 #include <vector>
 
 #include "launcher/version.h"
@@ -53,7 +54,19 @@ int Main(int argc, char** argv) {
   app.require_subcommand(1);
   std::vector<std::function<int()>> runs;
   std::vector<CLI::App*> subs;
-  for (const Command& c : Commands()) {
+  // Defining every command's options costs about a million instructions at each start, most of
+  // what `corral exec` itself spends before the sandbox. When the first argument names a command
+  // (no sibling can be reached from inside one), only that command is defined; otherwise all
+  // are, for the usage, --help and the error that lists them.
+  auto commands = Commands();
+  const Command* named = nullptr;
+  if (argc > 1) {
+    for (const Command& c : commands) {
+      if (c.name == std::string_view(argv[1])) named = &c;
+    }
+  }
+  if (named != nullptr) commands = std::span<const Command>(named, 1);
+  for (const Command& c : commands) {
     CLI::App* sub = app.add_subcommand(c.name, c.help);
     subs.push_back(sub);
     runs.push_back(c.define(sub));

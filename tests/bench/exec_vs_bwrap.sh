@@ -26,19 +26,27 @@ corral_cmd="$corral exec --policy policies/default.toml --cwd $work/ws -- /bin/t
 
 # bwrap reads its filter from a descriptor, which needs a shell to open; corral runs through the
 # same shell so both pay the same wrapper, and the wrapper alone is timed and subtracted.
+# The three alternate in rounds of 20 runs each, so that the machine's drift (a shared VM's load
+# moves by 2x within minutes) falls on all of them alike; the medians are over every run.
 wrap="bash -c 'exec 9<$work/filter.bpf; exec"
-hyperfine -N --warmup 20 --runs "$runs" --export-csv "$work/times.csv" \
-  -n corral "$wrap $corral_cmd'" -n bwrap "$wrap $bwrap_cmd'" -n shell "$wrap /bin/true'" >/dev/null
+rounds=$(( (runs + 19) / 20 ))
+for ((i = 0; i < rounds; i++)); do
+  hyperfine -N --warmup 3 --runs 20 --export-json "$work/round-$i.json" \
+    -n corral "$wrap $corral_cmd'" -n bwrap "$wrap $bwrap_cmd'" -n shell "$wrap /bin/true'" >/dev/null
+done
 
-awk -F, -v user="$(id -un)" '
-  NR == 2 { corral = $4 }
-  NR == 3 { bwrap = $4 }
-  NR == 4 { shell = $4 }
-  END {
-    corral -= shell; bwrap -= shell
-    printf "corral exec vs bwrap, median wall time of /bin/true, as %s (%s runs each)\n", user, ENVIRON["runs"]
-    printf "  corral exec : %6.2f ms\n", corral * 1000
-    printf "  bwrap       : %6.2f ms\n", bwrap * 1000
-    printf "  (both ran through the same shell wrapper, %.2f ms, subtracted)\n", shell * 1000
-    printf "  ratio       : %.2fx bwrap (target: at most 0.8x)\n", corral / bwrap
-  }' "$work/times.csv"
+python3 - "$work" "$(id -un)" "$((rounds * 20))" <<'PY'
+import glob, json, statistics, sys
+work, user, runs = sys.argv[1:]
+times = {"corral": [], "bwrap": [], "shell": []}
+for path in glob.glob(work + "/round-*.json"):
+    for r in json.load(open(path))["results"]:
+        times[r["command"]] += r["times"]
+med = {name: statistics.median(t) for name, t in times.items()}
+corral, bwrap, shell = med["corral"] - med["shell"], med["bwrap"] - med["shell"], med["shell"]
+print(f"corral exec vs bwrap, median wall time of /bin/true, as {user} ({runs} runs each, alternating)")
+print(f"  corral exec : {corral * 1000:6.2f} ms")
+print(f"  bwrap       : {bwrap * 1000:6.2f} ms")
+print(f"  (both ran through the same shell wrapper, {shell * 1000:.2f} ms, subtracted)")
+print(f"  ratio       : {corral / bwrap:.2f}x bwrap (target: at most 0.8x)")
+PY
