@@ -11,6 +11,16 @@ trap 'rm -rf "$scratch"' EXIT
 
 check "version" 0 "$corral" --version
 contains "version" out "corral "
+# corral defines only the command its first argument names; without one, every command.
+check "help" 0 "$corral" --help
+for c in exec run resume approve status runs logs path report merge audit policy export proxy \
+  clean doctor demo; do
+  contains "help lists $c" out "  $c "
+done
+check "a command's help" 0 "$corral" exec --help
+contains "a command's help shows its options" out "--policy"
+check "a command's unknown flag" 2 "$corral" status --frobnicate
+contains "a command's unknown flag is named" err "--frobnicate"
 
 check "every shipped policy is valid" 0 "$corral" policy check "$src"/policies/*.toml
 for f in "$src"/policies/*.toml; do
