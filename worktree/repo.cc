@@ -61,6 +61,9 @@ void InitLibgit2() {
     // database or wrote just before, and on a merge of many tasks those checks re-read every
     // entry of the merged tree at each step: quadratic in the tasks.
     git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
+    // libgit2 caches only trees up to 4 KiB: a folder of a few hundred files was inflated again
+    // at every look-up of a path below it (the commit's line counts, the merge's tree walks).
+    git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, size_t{1} << 20);
   });
 }
 
