@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <set>
 
 #include "worktree/git_handle.h"
@@ -91,6 +92,27 @@ int FilterPath(const char* path, const char* /*matched_pathspec*/, void* data) {
   return 0;
 }
 
+// The folders below `root` (its .git aside) that cannot be read or entered, as "path/".
+std::vector<Skipped> UnreadableFolders(const std::string& root) {
+  std::vector<Skipped> unreadable;
+  std::error_code walk_ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(
+           root, std::filesystem::directory_options::skip_permission_denied, walk_ec);
+       !walk_ec && it != std::filesystem::recursive_directory_iterator(); it.increment(walk_ec)) {
+    std::error_code ec;
+    if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
+    if (it.depth() == 0 && it->path().filename() == ".git") {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (access(it->path().c_str(), R_OK | X_OK) != 0) {
+      unreadable.push_back({it->path().lexically_relative(root).string() + "/", "unreadable"});
+      it.disable_recursion_pending();
+    }
+  }
+  return unreadable;
+}
+
 // The blob at `path` of `tree`, or null (no such file, or not a file).
 BlobPtr BlobAt(git_repository* repo, const git_tree* tree, const std::string& path) {
   git_tree_entry* raw = nullptr;
@@ -162,28 +184,15 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   char star[] = "*";
   char* patterns[] = {star};
   git_strarray all = {patterns, 1};
-  // A folder the agent made unreadable is one libgit2 passes over in silence: it is named.
-  std::vector<Skipped> unreadable;
-  std::error_code walk_ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(
-           ws.path, std::filesystem::directory_options::skip_permission_denied, walk_ec);
-       !walk_ec && it != std::filesystem::recursive_directory_iterator(); it.increment(walk_ec)) {
-    std::error_code ec;
-    if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
-    if (it.depth() == 0 && it->path().filename() == ".git") {
-      it.disable_recursion_pending();
-      continue;
-    }
-    if (access(it->path().c_str(), R_OK | X_OK) != 0) {
-      unreadable.push_back({it->path().lexically_relative(ws.path).string() + "/", "unreadable"});
-      it.disable_recursion_pending();
-    }
-  }
+  // A folder the agent made unreadable is one libgit2 passes over in silence: it is named. The
+  // walk reads every folder once; it runs beside libgit2's own walk of the worktree.
+  auto unreadable = std::async(std::launch::async | std::launch::deferred,
+                               [&ws] { return UnreadableFolders(ws.path); });
   // A `git gc` beside us may remove an empty object fan-out folder between libgit2's mkdir and
   // its rename into it (git retries there; libgit2 1.5.1 fails): then the staging is redone.
   git_oid tree_id;
   for (int attempt = 1;; ++attempt) {
-    result.skipped = unreadable;
+    result.skipped.clear();
     result.withheld.clear();
     if (git_index_add_all(index.get(), &all, GIT_INDEX_ADD_DEFAULT, FilterPath, &payload) == 0 &&
         git_index_write_tree(&tree_id, index.get()) == 0) {
@@ -197,6 +206,8 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
     if (!vanished_folder || attempt == 5) return GitError("stage changes in " + ws.path);
   }
 
+  std::vector<Skipped> folders = unreadable.get();
+  result.skipped.insert(result.skipped.end(), folders.begin(), folders.end());
   for (auto* list : {&result.skipped, &result.withheld}) {
     std::sort(list->begin(), list->end(),
               [](const Skipped& a, const Skipped& b) { return a.path < b.path; });
