@@ -327,6 +327,22 @@ TEST_F(WorktreeTest, NestedRepositoriesAndUnreadableFilesAreReported) {
   }
 }
 
+TEST_F(WorktreeTest, AFolderThatCanBeEnteredButNotListedIsNamedOnce) {
+  Workspace ws = Create("r1", "t");
+  Git({"init", "-q", ws.path + "/locked"});
+  WriteFile(ws.path + "/locked/x.c", "int x;\n");
+  WriteFile(ws.path + "/ok.txt", "fine\n");
+  ASSERT_EQ(chmod((ws.path + "/locked").c_str(), 0100), 0);
+  auto c = repo_->CommitAll(ws, {"r1", "t", "p@0", {}, {}, {}});
+  chmod((ws.path + "/locked").c_str(), 0755);
+  ASSERT_TRUE(c) << c.error().message;
+  // Root lists it and libgit2 names a nested repository; anybody else cannot, and the walk for
+  // unreadable folders names it (libgit2 passes over it). One entry either way.
+  ASSERT_EQ(c->skipped.size(), 1u);
+  EXPECT_EQ(c->skipped[0].path, "locked/");
+  EXPECT_EQ(c->skipped[0].reason, geteuid() == 0 ? "nested repository" : "unreadable");
+}
+
 TEST_F(WorktreeTest, IntegratesInOrderAndReportsConflicts) {
   BranchToMerge a = Task("a", {{"a.txt", "one\nTWO by a\nthree\n"}});
   BranchToMerge b = Task("b", {{"c.txt", "from b\n"}});
