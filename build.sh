@@ -15,7 +15,7 @@ mode=${1:-demo}
 packages=(build-essential cmake pkg-config git libgit2-dev libyaml-cpp-dev libkrb5-dev libseccomp-dev libboost-dev libboost-filesystem-dev
   nlohmann-json3-dev libtomlplusplus-dev libcli11-dev libssl-dev libgtest-dev libgmock-dev
   qemu-system-x86)
-[ "$mode" = bench ] && packages+=(bubblewrap hyperfine)
+[ "$mode" = bench ] && packages+=(bubblewrap hyperfine python3)
 # The tests' peers: curl, openssl and Python's http.server on loopback; Node.js for the agent CLIs
 # and the schema validators; Chromium for the HTML report.
 if [ "$mode" = test ]; then

@@ -2,7 +2,7 @@
 # Start-up cost of a sandbox: `corral exec -- /bin/true` under policies/default.toml against
 # bubblewrap given the same isolation (every namespace, the same binds and symlinks, a fresh
 # /proc, a minimal /dev, a private /tmp, and the same seccomp filter as BPF), in one run.
-# Usage: tests/bench/exec_vs_bwrap.sh [CORRAL]   (needs hyperfine and bubblewrap)
+# Usage: tests/bench/exec_vs_bwrap.sh [CORRAL]   (needs hyperfine, bubblewrap and python3)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 corral=$(realpath "${1:-build/launcher/corral}")
