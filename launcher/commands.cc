@@ -1,5 +1,6 @@
 #include "launcher/commands.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <string_view>
 #include <vector>
@@ -59,13 +60,10 @@ int Main(int argc, char** argv) {
   // (no sibling can be reached from inside one), only that command is defined; otherwise all
   // are, for the usage, --help and the error that lists them.
   auto commands = Commands();
-  const Command* named = nullptr;
-  if (argc > 1) {
-    for (const Command& c : commands) {
-      if (c.name == std::string_view(argv[1])) named = &c;
-    }
-  }
-  if (named != nullptr) commands = std::span<const Command>(named, 1);
+  auto named = std::find_if(commands.begin(), commands.end(), [&](const Command& c) {
+    return argc > 1 && c.name == std::string_view(argv[1]);
+  });
+  if (named != commands.end()) commands = std::span<const Command>(&*named, 1);
   for (const Command& c : commands) {
     CLI::App* sub = app.add_subcommand(c.name, c.help);
     subs.push_back(sub);

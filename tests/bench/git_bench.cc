@@ -14,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "worktree/worktree.h"
@@ -71,7 +72,35 @@ void Report(const char* what, double corral_ms, double git_ms, const char* targe
               corral_ms, git_ms, corral_ms / git_ms, target);
 }
 
-void Bench(int files) {
+// Which parts to run: GIT_BENCH_PARTS, comma-separated (default: all). The commit needs the
+// workspaces the creation makes.
+struct Parts {
+  bool create = true, commit = true, integrate = true;
+};
+
+Parts PartsFromEnv() {
+  const char* env = std::getenv("GIT_BENCH_PARTS");
+  if (!env) return {};
+  Parts p{false, false, false};
+  for (std::string_view rest = env; !rest.empty();) {
+    std::string_view part = rest.substr(0, rest.find(','));
+    rest.remove_prefix(std::min(rest.size(), part.size() + 1));
+    bool* flag = part == "create"      ? &p.create
+                 : part == "commit"    ? &p.commit
+                 : part == "integrate" ? &p.integrate
+                                       : nullptr;
+    if (!flag) {
+      std::fprintf(stderr, "git_bench: GIT_BENCH_PARTS: unknown part '%.*s' (create, commit, integrate)\n",
+                   static_cast<int>(part.size()), part.data());
+      std::exit(2);
+    }
+    *flag = true;
+  }
+  p.create = p.create || p.commit;
+  return p;
+}
+
+void Bench(int files, const Parts& parts) {
   std::string root = fs::temp_directory_path() / ("corral-git-bench-" + std::to_string(getpid()));
   fs::remove_all(root);
   fs::create_directories(root);
@@ -85,17 +114,9 @@ void Bench(int files) {
   }
   std::string base = *repo->ResolveCommit("HEAD");
   const int reps = 3;
-  // GIT_BENCH_PARTS names the parts to run (create,commit,integrate; default: all). The commit
-  // needs the workspaces the creation makes.
-  const char* parts_env = std::getenv("GIT_BENCH_PARTS");
-  std::string parts = parts_env ? parts_env : "create,commit,integrate";
-  if (parts.find("commit") != std::string::npos && parts.find("create") == std::string::npos) {
-    parts += ",create";
-  }
-
   // 1. Workspace creation.
   std::vector<double> ours, theirs;
-  for (int i = 0; i < reps && parts.find("create") != std::string::npos; ++i) {
+  for (int i = 0; i < reps && parts.create; ++i) {
     auto start = Clock::now();
     auto ws = repo->CreateWorkspace("bench", "w" + std::to_string(i), base);
     ours.push_back(Ms(Clock::now() - start));
@@ -112,7 +133,7 @@ void Bench(int files) {
   // 2. Commit 100 changed files (60 modified, 20 new, 20 deleted).
   ours.clear();
   theirs.clear();
-  for (int i = 0; i < reps && parts.find("commit") != std::string::npos; ++i) {
+  for (int i = 0; i < reps && parts.commit; ++i) {
     auto ws = repo->FindWorkspace("bench", "w" + std::to_string(i));
     std::string plain = root + "/plain-w" + std::to_string(i);
     for (const std::string& dir : {ws->path, plain}) {
@@ -131,7 +152,7 @@ void Bench(int files) {
   if (!ours.empty()) Report("commit 100 changed files", Median(ours), Median(theirs), "at most 1.0x");
 
   // 3. Integrate 8 branches, each changing its own 10 files, made with the git CLI.
-  if (parts.find("integrate") == std::string::npos) {
+  if (!parts.integrate) {
     fs::remove_all(root);
     return;
   }
@@ -174,7 +195,8 @@ int main(int argc, char** argv) {
   std::vector<int> sizes;
   for (int i = 1; i < argc; ++i) sizes.push_back(std::atoi(argv[i]));
   if (sizes.empty()) sizes = {20000, 80000};
+  const Parts parts = PartsFromEnv();
   std::printf("corral's git layer vs the git CLI (%s), medians of 3\n", Run("git --version").c_str());
-  for (int files : sizes) Bench(files);
+  for (int files : sizes) Bench(files, parts);
   return 0;
 }
