@@ -10,6 +10,7 @@
 #include <set>
 
 #include "worktree/git_handle.h"
+#include "worktree/scan.h"
 #include "worktree/tree_diff.h"
 #include "worktree/worktree.h"
 
@@ -17,6 +18,7 @@ namespace corral::worktree {
 namespace {
 
 struct AddPayload {
+  git_index* index;
   std::string workdir;  // with a trailing '/'
   std::vector<Skipped>* skipped;
   const std::vector<std::pair<std::string, std::string>>* forbidden;
@@ -58,7 +60,9 @@ int FilterPath(const char* path, const char* /*matched_pathspec*/, void* data) {
   // Outside a sparse checkout: absent, not deleted (a file that is there is staged as usual).
   if (p->unchanged->count(path) && lstat(full.c_str(), &st) != 0 && errno == ENOENT) return 1;
   while (full.size() > 1 && full.back() == '/') full.pop_back();
-  if (lstat(full.c_str(), &st) != 0) return 0;  // deleted: let libgit2 drop it from the index
+  // Deleted: let libgit2 drop it from the index. Below a folder that cannot be entered (which is
+  // named): kept as it was.
+  if (lstat(full.c_str(), &st) != 0) return errno == EACCES ? 1 : 0;
   auto skip = [&](const char* reason) {
     std::string rel(path);
     bool seen = std::any_of(p->skipped->begin(), p->skipped->end(),
@@ -92,16 +96,22 @@ int FilterPath(const char* path, const char* /*matched_pathspec*/, void* data) {
   return 0;
 }
 
-// The folders below `root` (its .git aside) that cannot be read or entered, as "path/".
-std::vector<Skipped> UnreadableFolders(const std::string& root) {
+// The folders at and below `root`/`below` (`root`'s .git aside) that cannot be read or entered,
+// as "path/" relative to `root`. `below` empty: `root` itself is not checked.
+std::vector<Skipped> UnreadableFolders(const std::string& root, const std::string& below = "") {
   std::vector<Skipped> unreadable;
+  std::string start = below.empty() ? root : root + "/" + below;
+  std::error_code link_ec;
+  if (std::filesystem::is_symlink(start, link_ec)) return {};
+  if (!below.empty() && access(start.c_str(), R_OK | X_OK) != 0)
+    return {{below + "/", "unreadable"}};
   std::error_code walk_ec;
   for (auto it = std::filesystem::recursive_directory_iterator(
-           root, std::filesystem::directory_options::skip_permission_denied, walk_ec);
+           start, std::filesystem::directory_options::skip_permission_denied, walk_ec);
        !walk_ec && it != std::filesystem::recursive_directory_iterator(); it.increment(walk_ec)) {
     std::error_code ec;
     if (!it->is_directory(ec) || it->is_symlink(ec)) continue;
-    if (it.depth() == 0 && it->path().filename() == ".git") {
+    if (below.empty() && it.depth() == 0 && it->path().filename() == ".git") {
       it.disable_recursion_pending();
       continue;
     }
@@ -111,6 +121,35 @@ std::vector<Skipped> UnreadableFolders(const std::string& root) {
     }
   }
   return unreadable;
+}
+
+// What git_index_add_all does with each delta of its diff, after FilterPath.
+int StageDelta(const git_diff_delta* delta, float /*progress*/, void* data) {
+  auto* p = static_cast<AddPayload*>(data);
+  if (FilterPath(delta->old_file.path, nullptr, p) != 0) return 0;
+  if (!(delta->new_file.flags & GIT_DIFF_FLAG_EXISTS)) {
+    return git_index_remove_bypath(p->index, delta->old_file.path);
+  }
+  return git_index_add_bypath(p->index, delta->new_file.path);
+}
+
+// git_index_add_all limited to `paths` (and what is below them): libgit2's diff decides what
+// changed, what is ignored and what is a nested repository, but visits only those.
+int StagePaths(git_index* index, const std::vector<std::string>& paths, AddPayload* payload) {
+  if (paths.empty()) return 0;
+  std::vector<char*> list;
+  list.reserve(paths.size());
+  for (const std::string& path : paths) list.push_back(const_cast<char*>(path.c_str()));
+  git_diff_options opts = GIT_DIFF_OPTIONS_INIT;
+  opts.flags = GIT_DIFF_INCLUDE_TYPECHANGE | GIT_DIFF_INCLUDE_UNTRACKED |
+               GIT_DIFF_RECURSE_UNTRACKED_DIRS | GIT_DIFF_DISABLE_PATHSPEC_MATCH;
+  opts.pathspec = {list.data(), list.size()};
+  git_diff* raw = nullptr;
+  if (int error = git_diff_index_to_workdir(&raw, git_index_owner(index), index, &opts)) {
+    return error;
+  }
+  DiffPtr diff(raw);
+  return git_diff_foreach(diff.get(), StageDelta, nullptr, nullptr, nullptr, payload);
 }
 
 // The blob at `path` of `tree`, or null (no such file, or not a file).
@@ -179,25 +218,37 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   }
 
   CommitResult result;
-  AddPayload payload{workdir, &result.skipped, &request.forbidden, &result.withheld,
-                     &request.not_checked_out};
+  AddPayload payload{index.get(),        workdir,          &result.skipped,
+                     &request.forbidden, &result.withheld, &request.not_checked_out};
+  // libgit2's diff of the whole worktree lstat()s every file on one thread; a scan on several
+  // threads first narrows it to the paths whose stat data moved (git's preload-index).
+  std::optional<WorktreeScan> scan = ScanWorktree(ws.path, index.get());
   char star[] = "*";
   char* patterns[] = {star};
   git_strarray all = {patterns, 1};
   // A folder the agent made unreadable is one libgit2 passes over in silence: it is named. The
-  // walk reads every folder once; it runs beside libgit2's own walk of the worktree.
-  auto unreadable = std::async(std::launch::async | std::launch::deferred,
-                               [&ws] { return UnreadableFolders(ws.path); });
+  // walk reads every folder once; it runs beside libgit2's own walk of the worktree. After a
+  // scan, only the untracked folders are left to walk.
+  auto unreadable = std::async(std::launch::async | std::launch::deferred, [&ws, &scan] {
+    if (!scan) return UnreadableFolders(ws.path);
+    std::vector<Skipped> found;
+    for (const std::string& folder : scan->unreadable) found.push_back({folder, "unreadable"});
+    for (const std::string& folder : scan->untracked_folders) {
+      std::vector<Skipped> below = UnreadableFolders(ws.path, folder);
+      found.insert(found.end(), below.begin(), below.end());
+    }
+    return found;
+  });
   // A `git gc` beside us may remove an empty object fan-out folder between libgit2's mkdir and
   // its rename into it (git retries there; libgit2 1.5.1 fails): then the staging is redone.
   git_oid tree_id;
   for (int attempt = 1;; ++attempt) {
     result.skipped.clear();
     result.withheld.clear();
-    if (git_index_add_all(index.get(), &all, GIT_INDEX_ADD_DEFAULT, FilterPath, &payload) == 0 &&
-        git_index_write_tree(&tree_id, index.get()) == 0) {
-      break;
-    }
+    int staged =
+        scan ? StagePaths(index.get(), scan->candidates, &payload)
+             : git_index_add_all(index.get(), &all, GIT_INDEX_ADD_DEFAULT, FilterPath, &payload);
+    if (staged == 0 && git_index_write_tree(&tree_id, index.get()) == 0) break;
     const git_error* e = git_error_last();
     std::error_code ec;
     bool vanished_folder = e && e->klass == GIT_ERROR_OS && e->message &&
@@ -228,7 +279,8 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   if (git_tree_lookup(&raw_tree, wrepo.get(), &tree_id) != 0) return GitError("tree");
   TreePtr tree(raw_tree);
   git_tree* raw_old = nullptr;
-  if (git_commit_tree(&raw_old, from ? from.get() : parent.get()) != 0) return GitError("parent tree");
+  if (git_commit_tree(&raw_old, from ? from.get() : parent.get()) != 0)
+    return GitError("parent tree");
   TreePtr old_tree(raw_old);
   std::set<std::string> changed;
   if (auto r = ChangedPaths(wrepo.get(), old_tree.get(), tree.get(), &changed); !r) {

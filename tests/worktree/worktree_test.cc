@@ -2,6 +2,7 @@
 // ordinary git, and the user's branch, index and working tree are never touched.
 #include "worktree/worktree.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -341,6 +342,106 @@ TEST_F(WorktreeTest, AFolderThatCanBeEnteredButNotListedIsNamedOnce) {
   ASSERT_EQ(c->skipped.size(), 1u);
   EXPECT_EQ(c->skipped[0].path, "locked/");
   EXPECT_EQ(c->skipped[0].reason, geteuid() == 0 ? "nested repository" : "unreadable");
+}
+
+// The auto-commit stats only what may have changed (a parallel scan against the index's stat
+// data) before libgit2 looks closer. Every kind of change that scan could miss, among enough
+// files that it runs on several threads; afterwards git itself sees a clean worktree.
+class ManyFilesTest : public WorktreeTest {
+ protected:
+  void SetUp() override {
+    WorktreeTest::SetUp();
+    ws_ = Create("r1", "many");
+    for (int i = 0; i < 3000; ++i) {
+      Put("d" + std::to_string(i % 30) + "/f" + std::to_string(i) + ".txt",
+                "file " + std::to_string(i % 10) + "\n");
+    }
+    Put("swap/x.txt", "x\n");
+    Put("tofolder.txt", "a file\n");
+    Put("link-me/y.txt", "y\n");
+    Put("nest/inner/z.txt", "z\n");
+    ASSERT_EQ(Git({"add", "-A"}, ws_.path).status, 0);
+    ASSERT_EQ(Git({"-c", "user.name=Agent", "-c", "user.email=a@x", "commit", "-q", "-m", "many"},
+                  ws_.path).status, 0);
+  }
+
+  // Writes `content` at `path` of the workspace, making its folders.
+  void Put(const std::string& path, const std::string& content) {
+    fs::create_directories(fs::path(ws_.path + "/" + path).parent_path());
+    WriteFile(ws_.path + "/" + path, content);
+  }
+
+  std::string Status() { return Git({"status", "--porcelain=v1", "-uall"}, ws_.path).out; }
+
+  Workspace ws_;
+};
+
+TEST_F(ManyFilesTest, EveryKindOfChangeIsCommitted) {
+  // Same size, same mtime: only the ctime tells.
+  std::string same = ws_.path + "/d7/f7.txt";
+  struct stat before;
+  ASSERT_EQ(stat(same.c_str(), &before), 0);
+  WriteFile(same, "FILE 7\n");
+  struct timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, same.c_str(), times, 0), 0);
+  fs::remove_all(ws_.path + "/swap");                          // a folder becomes a file
+  Put("swap", "now a file\n");
+  fs::remove(ws_.path + "/tofolder.txt");                      // a file becomes a folder
+  Put("tofolder.txt/inner.txt", "inner\n");
+  fs::remove_all(ws_.path + "/link-me");                       // a folder becomes a symlink
+  fs::create_symlink("/etc", ws_.path + "/link-me");
+  Put("d3/new.txt", "new\n");               // new, in a tracked folder
+  Put("d4/build.log", "ignored\n");         // ignored
+  fs::remove(ws_.path + "/d9/f9.txt");                         // deleted
+  ASSERT_EQ(chmod((ws_.path + "/d11/f11.txt").c_str(), 0755), 0);  // mode
+  Put("fresh/deep/n.txt", "n\n");           // a new folder
+  // A folder above a tracked folder becomes a symlink to one with the same names in it.
+  ScratchDir outside;
+  fs::create_directories(outside.path() + "/inner");
+  WriteFile(outside.path() + "/inner/z.txt", "outside\n");
+  WriteFile(outside.path() + "/inner/w.txt", "outside\n");
+  fs::remove_all(ws_.path + "/nest");
+  fs::create_symlink(outside.path(), ws_.path + "/nest");
+
+  auto c = repo_->CommitAll(ws_, {"r1", "many", "p@0", {}, {}, {}});
+  ASSERT_TRUE(c && c->committed) << (c ? "" : c.error().message);
+  for (const Skipped& s : c->skipped) ADD_FAILURE() << "skipped " << s.path << ": " << s.reason;
+  EXPECT_EQ(Git({"diff", "--name-status", "--no-renames", "HEAD~1", "HEAD"}, ws_.path).out,
+            "M\td11/f11.txt\n"
+            "A\td3/new.txt\n"
+            "M\td7/f7.txt\n"
+            "D\td9/f9.txt\n"
+            "A\tfresh/deep/n.txt\n"
+            "A\tlink-me\n"
+            "D\tlink-me/y.txt\n"
+            "A\tnest\n"
+            "D\tnest/inner/z.txt\n"
+            "A\tswap\n"
+            "D\tswap/x.txt\n"
+            "D\ttofolder.txt\n"
+            "A\ttofolder.txt/inner.txt\n");
+  EXPECT_EQ(Git({"ls-tree", "HEAD", "link-me"}, ws_.path).out.substr(0, 6), "120000")
+      << "a symlink is stored as a link, never followed";
+  EXPECT_EQ(Status(), "") << "git sees what corral committed";
+}
+
+TEST_F(ManyFilesTest, ATrackedFolderThatCannotBeReadIsNamedAndKept) {
+  Put("d5/f5.txt", "changed\n");
+  Put("d6/f6.txt", "changed too\n");
+  ASSERT_EQ(chmod((ws_.path + "/d5").c_str(), 0), 0);
+  auto c = repo_->CommitAll(ws_, {"r1", "many", "p@0", {}, {}, {}});
+  chmod((ws_.path + "/d5").c_str(), 0755);
+  ASSERT_TRUE(c && c->committed) << (c ? "" : c.error().message);
+  std::string changed = Git({"diff", "--name-status", "HEAD~1", "HEAD"}, ws_.path).out;
+  if (geteuid() == 0) {  // root reads it anyway
+    EXPECT_TRUE(c->skipped.empty());
+    EXPECT_EQ(changed, "M\td5/f5.txt\nM\td6/f6.txt\n");
+  } else {  // named, and its files neither deleted nor changed
+    ASSERT_EQ(c->skipped.size(), 1u);
+    EXPECT_EQ(c->skipped[0].path, "d5/");
+    EXPECT_EQ(c->skipped[0].reason, "unreadable");
+    EXPECT_EQ(changed, "M\td6/f6.txt\n");
+  }
 }
 
 TEST_F(WorktreeTest, IntegratesInOrderAndReportsConflicts) {

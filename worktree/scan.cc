@@ -1,0 +1,218 @@
+// A parallel pass over a worktree's tracked folders that finds what libgit2's diff must look at.
+#include "worktree/scan.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace corral::worktree {
+namespace {
+
+// What the threads share; written before they start, read-only after (`seen` aside: each
+// thread writes only the bytes of the entries it found).
+struct Shared {
+  int root = -1;  // the worktree, open
+  std::vector<const git_index_entry*> entries;
+  std::unordered_map<std::string_view, size_t> files;  // path -> index of `entries`
+  std::unordered_set<std::string_view> folders;        // every tracked folder; "" is the root
+  std::vector<std::string_view> folder_list;
+  std::vector<uint8_t> seen;
+  struct timespec index_mtime {};
+  std::atomic<size_t> next{0};
+};
+
+struct Found {
+  std::vector<std::string> candidates, untracked_folders, unreadable;
+};
+
+bool SameTime(const git_index_time& t, const struct timespec& ts) {
+  if (t.seconds != static_cast<int32_t>(ts.tv_sec)) return false;
+  // An index written without nanoseconds has none to compare; its racy check still holds.
+  return t.nanoseconds == 0 || t.nanoseconds == static_cast<uint32_t>(ts.tv_nsec);
+}
+
+uint32_t GitMode(const struct stat& st) {
+  if (S_ISLNK(st.st_mode)) return GIT_FILEMODE_LINK;
+  if (S_ISREG(st.st_mode)) {
+    return (st.st_mode & S_IXUSR) ? GIT_FILEMODE_BLOB_EXECUTABLE : GIT_FILEMODE_BLOB;
+  }
+  return 0;  // a folder, a fifo, a device: never what a file entry holds
+}
+
+// Whether `st` is what `e` recorded, so that git's stat check would not look at the content. An
+// entry modified in the same clock tick as the index was written ("racily clean") may differ
+// with the same stat data, as git's racy-git rule says.
+bool Unchanged(const git_index_entry& e, const struct stat& st, const struct timespec& index) {
+  if (e.flags_extended & (GIT_INDEX_ENTRY_INTENT_TO_ADD | GIT_INDEX_ENTRY_SKIP_WORKTREE)) {
+    return false;
+  }
+  int64_t sec = e.mtime.seconds;
+  bool racy = sec > index.tv_sec ||
+              (sec == index.tv_sec && e.mtime.nanoseconds >= static_cast<uint32_t>(index.tv_nsec));
+  return !racy && e.mode == GitMode(st) && e.file_size == static_cast<uint32_t>(st.st_size) &&
+         SameTime(e.mtime, st.st_mtim) && SameTime(e.ctime, st.st_ctim) &&
+         e.ino == static_cast<uint32_t>(st.st_ino) && e.uid == st.st_uid && e.gid == st.st_gid;
+}
+
+bool IsFolder(int dirfd, const dirent& d) {
+  if (d.d_type != DT_UNKNOWN) return d.d_type == DT_DIR;
+  struct stat st;
+  return fstatat(dirfd, d.d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+// `folder` of the worktree, never through a symlink (the agent may have made any part of its
+// path one), or -1 with errno set.
+int OpenFolder(int root, std::string_view folder) {
+  struct open_how how {};
+  how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  std::string path = folder.empty() ? "." : std::string(folder);
+  return static_cast<int>(syscall(SYS_openat2, root, path.c_str(), &how, sizeof(how)));
+}
+
+// Lists one tracked folder: its tracked files are compared, its untracked entries become
+// candidates, its tracked subfolders are left to their own turn.
+void ScanFolder(Shared& s, std::string_view folder, Found* out) {
+  std::string prefix(folder);
+  if (!prefix.empty()) prefix += '/';
+  int fd = OpenFolder(s.root, folder);
+  // Gone, or now a file or a symlink: its entries stay unseen, so they are candidates.
+  if (fd < 0 && errno != EACCES) return;
+  if (fd < 0 || faccessat(fd, ".", R_OK | X_OK, 0) != 0) {
+    out->unreadable.push_back(prefix);
+    if (fd >= 0) close(fd);
+    return;
+  }
+  DIR* dir = fdopendir(fd);
+  if (!dir) {
+    close(fd);
+    out->unreadable.push_back(prefix);
+    return;
+  }
+  std::string rel = prefix;
+  while (const dirent* d = readdir(dir)) {
+    std::string_view name = d->d_name;
+    if (name == "." || name == ".." || (folder.empty() && name == ".git")) continue;
+    rel.resize(prefix.size());
+    rel += name;
+    if (auto it = s.files.find(rel); it != s.files.end()) {
+      s.seen[it->second] = 1;
+      struct stat st;
+      bool listed = fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+      if (!listed || !Unchanged(*s.entries[it->second], st, s.index_mtime)) {
+        out->candidates.push_back(rel);
+        if (listed && S_ISDIR(st.st_mode)) out->untracked_folders.push_back(rel);  // file -> folder
+      }
+      continue;
+    }
+    bool is_folder = IsFolder(dirfd(dir), *d);
+    if (is_folder && s.folders.count(rel)) continue;  // listed in its own turn
+    out->candidates.push_back(rel);  // untracked, or a tracked folder that is now a file
+    if (is_folder) out->untracked_folders.push_back(rel);
+  }
+  closedir(dir);
+}
+
+void Work(Shared& s, Found* out) {
+  for (size_t i; (i = s.next.fetch_add(1)) < s.folder_list.size();) {
+    ScanFolder(s, s.folder_list[i], out);
+  }
+}
+
+void SortUnique(std::vector<std::string>* v) {
+  std::sort(v->begin(), v->end());
+  v->erase(std::unique(v->begin(), v->end()), v->end());
+}
+
+}  // namespace
+
+std::optional<WorktreeScan> ScanWorktree(const std::string& root, git_index* index) {
+  if ((git_index_caps(index) & GIT_INDEX_CAPABILITY_IGNORE_CASE) ||
+      git_index_has_conflicts(index)) {
+    return std::nullopt;
+  }
+  Shared s;
+  const char* index_path = git_index_path(index);
+  struct stat ist;
+  if (!index_path || stat(index_path, &ist) != 0) return std::nullopt;
+  s.index_mtime = ist.st_mtim;
+  s.root = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (s.root < 0) return std::nullopt;
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{s.root};
+  int probe = OpenFolder(s.root, "");
+  if (probe < 0) return std::nullopt;  // no openat2 (before Linux 5.6): libgit2 walks it all
+  close(probe);
+
+  size_t count = git_index_entrycount(index);
+  s.entries.reserve(count);
+  s.files.reserve(count);
+  s.folders.insert("");
+  for (size_t i = 0; i < count; ++i) {
+    const git_index_entry* e = git_index_get_byindex(index, i);
+    std::string_view path = e->path;
+    s.entries.push_back(e);
+    s.files.emplace(path, i);
+    for (size_t slash = path.rfind('/'); slash != std::string_view::npos && slash > 0;
+         slash = path.rfind('/', slash - 1)) {
+      if (!s.folders.insert(path.substr(0, slash)).second) break;  // and so its parents
+    }
+  }
+  s.folder_list.assign(s.folders.begin(), s.folders.end());
+  s.seen.assign(count, 0);
+
+  // stat is a system call: more threads than cores still help while some wait on the disk.
+  unsigned threads = count < 2000 ? 1 : std::clamp(std::thread::hardware_concurrency() * 2, 2u, 8u);
+  std::vector<Found> found(threads);
+  std::vector<std::thread> pool;
+  for (unsigned t = 1; t < threads; ++t) {
+    try {
+      pool.emplace_back(Work, std::ref(s), &found[t]);
+    } catch (const std::system_error&) {
+      break;  // no thread to spare: the others, or this one, do its share
+    }
+  }
+  Work(s, &found[0]);
+  for (std::thread& t : pool) t.join();
+
+  WorktreeScan scan;
+  for (Found& f : found) {
+    for (auto [from, to] : {std::pair{&f.candidates, &scan.candidates},
+                            std::pair{&f.untracked_folders, &scan.untracked_folders},
+                            std::pair{&f.unreadable, &scan.unreadable}}) {
+      to->insert(to->end(), std::make_move_iterator(from->begin()),
+                 std::make_move_iterator(from->end()));
+    }
+  }
+  for (size_t i = 0; i < count; ++i) {
+    if (!s.seen[i]) scan.candidates.emplace_back(s.entries[i]->path);  // gone, or not listed
+  }
+  SortUnique(&scan.candidates);
+  SortUnique(&scan.untracked_folders);
+  SortUnique(&scan.unreadable);
+  // A folder below an unreadable one cannot be entered either: only the outermost is named.
+  std::vector<std::string> outermost;
+  for (std::string& u : scan.unreadable) {
+    if (outermost.empty() || u.compare(0, outermost.back().size(), outermost.back()) != 0) {
+      outermost.push_back(std::move(u));
+    }
+  }
+  scan.unreadable = std::move(outermost);
+  return scan;
+}
+
+}  // namespace corral::worktree
