@@ -140,7 +140,8 @@ int StagePaths(git_index* index, const std::vector<std::string>& paths, AddPaylo
   std::vector<char*> list;
   list.reserve(paths.size());
   for (const std::string& path : paths) list.push_back(const_cast<char*>(path.c_str()));
-  git_diff_options opts = GIT_DIFF_OPTIONS_INIT;
+  git_diff_options opts;
+  git_diff_options_init(&opts, GIT_DIFF_OPTIONS_VERSION);
   opts.flags = GIT_DIFF_INCLUDE_TYPECHANGE | GIT_DIFF_INCLUDE_UNTRACKED |
                GIT_DIFF_RECURSE_UNTRACKED_DIRS | GIT_DIFF_DISABLE_PATHSPEC_MATCH;
   opts.pathspec = {list.data(), list.size()};
