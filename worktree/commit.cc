@@ -192,8 +192,7 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   }
   git_index* raw_index = nullptr;
   if (git_repository_index(&raw_index, wrepo.get()) != 0) return GitError("index of " + ws.path);
-  IndexPtr index(raw_index);
-  if (git_index_read(index.get(), 1) != 0) return GitError("read index of " + ws.path);
+  IndexPtr index(raw_index);  // read from disk: the repository was opened just now
 
   // The head, and what the index must start from: when the agent's own commits moved the
   // branch (CommitRequest::since), the index still holds the try's start, so the head's tree is

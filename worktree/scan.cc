@@ -15,19 +15,23 @@
 #include <system_error>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 
 namespace corral::worktree {
 namespace {
 
 // What the threads share; written before they start, read-only after (`seen` aside: each
 // thread writes only the bytes of the entries it found).
+struct Folder {
+  std::string_view path;  // "" for the root
+  // Its files' names with their index in Shared::entries, in name order (the index's order).
+  std::vector<std::pair<std::string_view, size_t>> files;
+};
+
 struct Shared {
   int root = -1;  // the worktree, open
   std::vector<const git_index_entry*> entries;
-  std::unordered_map<std::string_view, size_t> files;  // path -> index of `entries`
-  std::unordered_set<std::string_view> folders;        // every tracked folder; "" is the root
-  std::vector<std::string_view> folder_list;
+  std::vector<Folder> folders;                             // every tracked folder
+  std::unordered_map<std::string_view, size_t> folder_at;  // path -> index of `folders`
   std::vector<uint8_t> seen;
   struct timespec index_mtime {};
   std::atomic<size_t> next{0};
@@ -84,7 +88,8 @@ int OpenFolder(int root, std::string_view folder) {
 
 // Lists one tracked folder: its tracked files are compared, its untracked entries become
 // candidates, its tracked subfolders are left to their own turn.
-void ScanFolder(Shared& s, std::string_view folder, Found* out) {
+void ScanFolder(Shared& s, const Folder& tracked, Found* out) {
+  std::string_view folder = tracked.path;
   std::string prefix(folder);
   if (!prefix.empty()) prefix += '/';
   int fd = OpenFolder(s.root, folder);
@@ -107,7 +112,9 @@ void ScanFolder(Shared& s, std::string_view folder, Found* out) {
     if (name == "." || name == ".." || (folder.empty() && name == ".git")) continue;
     rel.resize(prefix.size());
     rel += name;
-    if (auto it = s.files.find(rel); it != s.files.end()) {
+    auto it = std::lower_bound(tracked.files.begin(), tracked.files.end(), name,
+                               [](const auto& file, std::string_view n) { return file.first < n; });
+    if (it != tracked.files.end() && it->first == name) {
       s.seen[it->second] = 1;
       struct stat st;
       bool listed = fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0;
@@ -118,7 +125,7 @@ void ScanFolder(Shared& s, std::string_view folder, Found* out) {
       continue;
     }
     bool is_folder = IsFolder(dirfd(dir), *d);
-    if (is_folder && s.folders.count(rel)) continue;  // listed in its own turn
+    if (is_folder && s.folder_at.count(rel)) continue;  // listed in its own turn
     out->candidates.push_back(rel);  // untracked, or a tracked folder that is now a file
     if (is_folder) out->untracked_folders.push_back(rel);
   }
@@ -126,9 +133,7 @@ void ScanFolder(Shared& s, std::string_view folder, Found* out) {
 }
 
 void Work(Shared& s, Found* out) {
-  for (size_t i; (i = s.next.fetch_add(1)) < s.folder_list.size();) {
-    ScanFolder(s, s.folder_list[i], out);
-  }
+  for (size_t i; (i = s.next.fetch_add(1)) < s.folders.size();) ScanFolder(s, s.folders[i], out);
 }
 
 void SortUnique(std::vector<std::string>* v) {
@@ -160,19 +165,36 @@ std::optional<WorktreeScan> ScanWorktree(const std::string& root, git_index* ind
 
   size_t count = git_index_entrycount(index);
   s.entries.reserve(count);
-  s.files.reserve(count);
-  s.folders.insert("");
+  // The folder at `dir` (made with its parents when new).
+  auto folder_id = [&s](std::string_view dir) {
+    auto [it, made] = s.folder_at.try_emplace(dir, s.folders.size());
+    if (!made) return it->second;
+    s.folders.push_back({dir, {}});
+    size_t id = it->second;  // before the parents are made: they may rehash `folder_at`
+    std::string_view parent = dir;
+    while (!parent.empty()) {
+      size_t up = parent.rfind('/');
+      parent = up == std::string_view::npos ? "" : parent.substr(0, up);
+      if (!s.folder_at.try_emplace(parent, s.folders.size()).second) break;  // and so its parents
+      s.folders.push_back({parent, {}});
+    }
+    return id;
+  };
+  folder_id("");  // the root, even in an empty index
+  std::string_view last_folder = "";
+  size_t last_id = 0;
   for (size_t i = 0; i < count; ++i) {
     const git_index_entry* e = git_index_get_byindex(index, i);
     std::string_view path = e->path;
     s.entries.push_back(e);
-    s.files.emplace(path, i);
-    for (size_t slash = path.rfind('/'); slash != std::string_view::npos && slash > 0;
-         slash = path.rfind('/', slash - 1)) {
-      if (!s.folders.insert(path.substr(0, slash)).second) break;  // and so its parents
+    size_t slash = path.rfind('/');
+    std::string_view dir = slash == std::string_view::npos ? "" : path.substr(0, slash);
+    if (dir != last_folder) {  // the index's order keeps a folder's files mostly together
+      last_id = folder_id(dir);
+      last_folder = dir;
     }
+    s.folders[last_id].files.emplace_back(path.substr(slash + 1), i);
   }
-  s.folder_list.assign(s.folders.begin(), s.folders.end());
   s.seen.assign(count, 0);
 
   // stat is a system call: more threads than cores still help while some wait on the disk.
