@@ -24,7 +24,15 @@ struct AddPayload {
   const std::vector<std::pair<std::string, std::string>>* forbidden;
   std::vector<Skipped>* withheld;
   const std::set<std::string>* unchanged;  // CommitRequest::not_checked_out
+  // Folders that cannot be listed ("path/", sorted, none below another) or null: what is below
+  // them is kept as it is (libgit2 takes such a folder for empty).
+  const std::vector<std::string>* kept_folders = nullptr;
 };
+
+bool Below(const std::vector<std::string>& folders, std::string_view path) {
+  auto it = std::upper_bound(folders.begin(), folders.end(), path);
+  return it != folders.begin() && path.starts_with(*std::prev(it));
+}
 
 // The label of the first forbidden value in `data`, or nullptr.
 const std::string* Holds(std::string_view data,
@@ -126,6 +134,7 @@ std::vector<Skipped> UnreadableFolders(const std::string& root, const std::strin
 // What git_index_add_all does with each delta of its diff, after FilterPath.
 int StageDelta(const git_diff_delta* delta, float /*progress*/, void* data) {
   auto* p = static_cast<AddPayload*>(data);
+  if (p->kept_folders && Below(*p->kept_folders, delta->old_file.path)) return 0;
   if (FilterPath(delta->old_file.path, nullptr, p) != 0) return 0;
   if (!(delta->new_file.flags & GIT_DIFF_FLAG_EXISTS)) {
     return git_index_remove_bypath(p->index, delta->old_file.path);
@@ -223,6 +232,7 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   // libgit2's diff of the whole worktree lstat()s every file on one thread; a scan on several
   // threads first narrows it to the paths whose stat data moved (git's preload-index).
   std::optional<WorktreeScan> scan = ScanWorktree(ws.path, index.get());
+  if (scan) payload.kept_folders = &scan->unreadable;
   char star[] = "*";
   char* patterns[] = {star};
   git_strarray all = {patterns, 1};

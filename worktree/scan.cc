@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <new>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -39,12 +40,25 @@ struct Shared {
 
 struct Found {
   std::vector<std::string> candidates, untracked_folders, unreadable;
+  bool failed = false;  // the root could not be listed, or no memory: nothing found counts
 };
 
+// A folder that could not be listed to the end for a reason that says nothing of it (out of
+// file descriptors or memory, an I/O error): it becomes a candidate whole, so that libgit2
+// looks at all of it.
+void Unlisted(std::string_view folder, Found* out) {
+  if (folder.empty()) {
+    out->failed = true;
+  } else {
+    out->candidates.emplace_back(folder);
+  }
+}
+
 bool SameTime(const git_index_time& t, const struct timespec& ts) {
-  if (t.seconds != static_cast<int32_t>(ts.tv_sec)) return false;
-  // An index written without nanoseconds has none to compare; its racy check still holds.
-  return t.nanoseconds == 0 || t.nanoseconds == static_cast<uint32_t>(ts.tv_nsec);
+  // Exact, as libgit2's own check (built with nanoseconds): an index written without them makes
+  // every file a candidate, which is slow but never wrong.
+  return t.seconds == static_cast<int32_t>(ts.tv_sec) &&
+         t.nanoseconds == static_cast<uint32_t>(ts.tv_nsec);
 }
 
 uint32_t GitMode(const struct stat& st) {
@@ -94,7 +108,8 @@ void ScanFolder(Shared& s, const Folder& tracked, Found* out) {
   if (!prefix.empty()) prefix += '/';
   int fd = OpenFolder(s.root, folder);
   // Gone, or now a file or a symlink: its entries stay unseen, so they are candidates.
-  if (fd < 0 && errno != EACCES) return;
+  if (fd < 0 && (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)) return;
+  if (fd < 0 && errno != EACCES) return Unlisted(folder, out);
   if (fd < 0 || faccessat(fd, ".", R_OK | X_OK, 0) != 0) {
     out->unreadable.push_back(prefix);
     if (fd >= 0) close(fd);
@@ -107,7 +122,10 @@ void ScanFolder(Shared& s, const Folder& tracked, Found* out) {
     return;
   }
   std::string rel = prefix;
-  while (const dirent* d = readdir(dir)) {
+  for (;;) {
+    errno = 0;
+    const dirent* d = readdir(dir);
+    if (!d) break;
     std::string_view name = d->d_name;
     if (name == "." || name == ".." || (folder.empty() && name == ".git")) continue;
     rel.resize(prefix.size());
@@ -129,11 +147,16 @@ void ScanFolder(Shared& s, const Folder& tracked, Found* out) {
     out->candidates.push_back(rel);  // untracked, or a tracked folder that is now a file
     if (is_folder) out->untracked_folders.push_back(rel);
   }
+  if (errno != 0) Unlisted(folder, out);
   closedir(dir);
 }
 
 void Work(Shared& s, Found* out) {
-  for (size_t i; (i = s.next.fetch_add(1)) < s.folders.size();) ScanFolder(s, s.folders[i], out);
+  try {
+    for (size_t i; (i = s.next.fetch_add(1)) < s.folders.size();) ScanFolder(s, s.folders[i], out);
+  } catch (const std::bad_alloc&) {
+    out->failed = true;
+  }
 }
 
 void SortUnique(std::vector<std::string>* v) {
@@ -185,6 +208,9 @@ std::optional<WorktreeScan> ScanWorktree(const std::string& root, git_index* ind
   size_t last_id = 0;
   for (size_t i = 0; i < count; ++i) {
     const git_index_entry* e = git_index_get_byindex(index, i);
+    // libgit2's diff matches a gitlink against the parsed pathspec, where a name such as "#sub"
+    // or "sub " means something else: a deleted submodule would stay. The full walk has none.
+    if (e->mode == GIT_FILEMODE_COMMIT) return std::nullopt;
     std::string_view path = e->path;
     s.entries.push_back(e);
     size_t slash = path.rfind('/');
@@ -213,6 +239,7 @@ std::optional<WorktreeScan> ScanWorktree(const std::string& root, git_index* ind
 
   WorktreeScan scan;
   for (Found& f : found) {
+    if (f.failed) return std::nullopt;
     for (auto [from, to] : {std::pair{&f.candidates, &scan.candidates},
                             std::pair{&f.untracked_folders, &scan.untracked_folders},
                             std::pair{&f.unreadable, &scan.unreadable}}) {

@@ -17,14 +17,16 @@ struct WorktreeScan {
   // it; a path that is in it may still be unchanged.
   std::vector<std::string> candidates;
   std::vector<std::string> untracked_folders;  // of `candidates`, the folders
-  std::vector<std::string> unreadable;         // tracked folders that cannot be listed, as "path/"
+  // Tracked folders that cannot be listed or entered, as "path/", sorted, outermost only. What
+  // is below them must be kept as it is: libgit2 takes a folder it cannot list for empty.
+  std::vector<std::string> unreadable;
 };
 
 // Compares `root`'s tracked folders with `index` on several threads, the way git's preload-index
 // does, so that libgit2's diff (one thread) only visits the candidates. Reads `index`'s entries
 // and nothing of libgit2's shared state: REQUIRES nobody changes `index` meanwhile. Returns
-// nullopt where the comparison by exact name cannot be trusted (a case-insensitive index, or one
-// with conflicts): the caller diffs everything.
+// nullopt where the comparison by exact name cannot be trusted (a case-insensitive index, one
+// with conflicts or gitlinks) or the root could not be listed: the caller diffs everything.
 std::optional<WorktreeScan> ScanWorktree(const std::string& root, git_index* index);
 
 }  // namespace corral::worktree

@@ -3,6 +3,7 @@
 #include "worktree/worktree.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -354,7 +355,7 @@ class ManyFilesTest : public WorktreeTest {
     ws_ = Create("r1", "many");
     for (int i = 0; i < 3000; ++i) {
       Put("d" + std::to_string(i % 30) + "/f" + std::to_string(i) + ".txt",
-                "file " + std::to_string(i % 10) + "\n");
+          "file " + std::to_string(i % 10) + "\n");
     }
     Put("swap/x.txt", "x\n");
     Put("tofolder.txt", "a file\n");
@@ -362,7 +363,9 @@ class ManyFilesTest : public WorktreeTest {
     Put("nest/inner/z.txt", "z\n");
     ASSERT_EQ(Git({"add", "-A"}, ws_.path).status, 0);
     ASSERT_EQ(Git({"-c", "user.name=Agent", "-c", "user.email=a@x", "commit", "-q", "-m", "many"},
-                  ws_.path).status, 0);
+                  ws_.path)
+                  .status,
+              0);
   }
 
   // Writes `content` at `path` of the workspace, making its folders.
@@ -384,17 +387,17 @@ TEST_F(ManyFilesTest, EveryKindOfChangeIsCommitted) {
   WriteFile(same, "FILE 7\n");
   struct timespec times[2] = {before.st_atim, before.st_mtim};
   ASSERT_EQ(utimensat(AT_FDCWD, same.c_str(), times, 0), 0);
-  fs::remove_all(ws_.path + "/swap");                          // a folder becomes a file
+  fs::remove_all(ws_.path + "/swap");  // a folder becomes a file
   Put("swap", "now a file\n");
-  fs::remove(ws_.path + "/tofolder.txt");                      // a file becomes a folder
+  fs::remove(ws_.path + "/tofolder.txt");  // a file becomes a folder
   Put("tofolder.txt/inner.txt", "inner\n");
-  fs::remove_all(ws_.path + "/link-me");                       // a folder becomes a symlink
+  fs::remove_all(ws_.path + "/link-me");  // a folder becomes a symlink
   fs::create_symlink("/etc", ws_.path + "/link-me");
-  Put("d3/new.txt", "new\n");               // new, in a tracked folder
-  Put("d4/build.log", "ignored\n");         // ignored
-  fs::remove(ws_.path + "/d9/f9.txt");                         // deleted
+  Put("d3/new.txt", "new\n");                                      // new, in a tracked folder
+  Put("d4/build.log", "ignored\n");                                // ignored
+  fs::remove(ws_.path + "/d9/f9.txt");                             // deleted
   ASSERT_EQ(chmod((ws_.path + "/d11/f11.txt").c_str(), 0755), 0);  // mode
-  Put("fresh/deep/n.txt", "n\n");           // a new folder
+  Put("fresh/deep/n.txt", "n\n");                                  // a new folder
   // A folder above a tracked folder becomes a symlink to one with the same names in it.
   ScratchDir outside;
   fs::create_directories(outside.path() + "/inner");
@@ -425,23 +428,65 @@ TEST_F(ManyFilesTest, EveryKindOfChangeIsCommitted) {
   EXPECT_EQ(Status(), "") << "git sees what corral committed";
 }
 
+TEST_F(ManyFilesTest, OutOfFileDescriptorsLosesNothingSilently) {
+  for (int i = 0; i < 30; ++i) Put("d" + std::to_string(i) + "/new.txt", "new\n");
+  // Room for the worktree's own descriptor and about one folder at a time: the scan's threads
+  // are refused most folders (EMFILE), and so may libgit2 be.
+  int used = static_cast<int>(std::distance(fs::directory_iterator("/proc/self/fd"), {})) - 1;
+  struct rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  struct rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(used + 2);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &tight), 0);
+  auto c = repo_->CommitAll(ws_, {"r1", "many", "p@0", {}, {}, {}});
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  if (!c) return;  // an error is fine; a commit without the new files is not
+  ASSERT_TRUE(c->committed);
+  std::string changed = Git({"diff", "--name-only", "HEAD~1", "HEAD"}, ws_.path).out;
+  for (int i = 0; i < 30; ++i) {
+    EXPECT_NE(changed.find("d" + std::to_string(i) + "/new.txt\n"), std::string::npos) << i;
+  }
+}
+
 TEST_F(ManyFilesTest, ATrackedFolderThatCannotBeReadIsNamedAndKept) {
-  Put("d5/f5.txt", "changed\n");
+  Put("d5/f5.txt", "changed\n");  // mode 000: cannot be listed nor entered
+  Put("d8/f8.txt", "changed\n");  // mode 111: can be entered, not listed
   Put("d6/f6.txt", "changed too\n");
   ASSERT_EQ(chmod((ws_.path + "/d5").c_str(), 0), 0);
+  ASSERT_EQ(chmod((ws_.path + "/d8").c_str(), 0111), 0);
   auto c = repo_->CommitAll(ws_, {"r1", "many", "p@0", {}, {}, {}});
   chmod((ws_.path + "/d5").c_str(), 0755);
+  chmod((ws_.path + "/d8").c_str(), 0755);
   ASSERT_TRUE(c && c->committed) << (c ? "" : c.error().message);
   std::string changed = Git({"diff", "--name-status", "HEAD~1", "HEAD"}, ws_.path).out;
-  if (geteuid() == 0) {  // root reads it anyway
+  if (geteuid() == 0) {  // root reads them anyway
     EXPECT_TRUE(c->skipped.empty());
-    EXPECT_EQ(changed, "M\td5/f5.txt\nM\td6/f6.txt\n");
-  } else {  // named, and its files neither deleted nor changed
-    ASSERT_EQ(c->skipped.size(), 1u);
+    EXPECT_EQ(changed, "M\td5/f5.txt\nM\td6/f6.txt\nM\td8/f8.txt\n");
+  } else {  // named, and their files neither deleted nor changed
+    ASSERT_EQ(c->skipped.size(), 2u);
     EXPECT_EQ(c->skipped[0].path, "d5/");
     EXPECT_EQ(c->skipped[0].reason, "unreadable");
+    EXPECT_EQ(c->skipped[1].path, "d8/");
+    EXPECT_EQ(c->skipped[1].reason, "unreadable");
     EXPECT_EQ(changed, "M\td6/f6.txt\n");
   }
+}
+
+TEST_F(ManyFilesTest, ADeletedSubmoduleWithAnOddNameIsCommitted) {
+  // "#sub" read as a pathspec is a comment: the gitlink must not depend on one.
+  std::string head = Git({"rev-parse", "HEAD"}, ws_.path).out.substr(0, 40);
+  ASSERT_EQ(
+      Git({"update-index", "--add", "--cacheinfo", "160000," + head + ",#sub"}, ws_.path).status,
+      0);
+  ASSERT_EQ(
+      Git({"-c", "user.name=Agent", "-c", "user.email=a@x", "commit", "-q", "-m", "sub"}, ws_.path)
+          .status,
+      0);
+  Put("d1/f1.txt", "changed\n");  // #sub was never checked out: it is gone from the worktree
+  auto c = repo_->CommitAll(ws_, {"r1", "many", "p@0", {}, {}, {}});
+  ASSERT_TRUE(c && c->committed) << (c ? "" : c.error().message);
+  EXPECT_EQ(Git({"diff", "--name-status", "HEAD~1", "HEAD"}, ws_.path).out,
+            "D\t#sub\nM\td1/f1.txt\n");
 }
 
 TEST_F(WorktreeTest, IntegratesInOrderAndReportsConflicts) {
@@ -753,7 +798,8 @@ TEST_F(SandboxGitTest, ASecretInACommitKeepsThemAllOut) {
   auto kept = repo_->KeepAgentCommits(ws_, git_, {{"API_KEY", "s3cr3t-value"}});
   ASSERT_TRUE(kept) << kept.error().message;
   EXPECT_EQ(kept->commits, 0u);
-  EXPECT_NE(kept->refused.find("holds the value of secret API_KEY"), std::string::npos) << kept->refused;
+  EXPECT_NE(kept->refused.find("holds the value of secret API_KEY"), std::string::npos)
+      << kept->refused;
   EXPECT_EQ(kept->refused.find("s3cr3t-value"), std::string::npos);
   EXPECT_EQ(Branch(), git_.start + "\n");
   // The commit object never reached the repository.
@@ -793,9 +839,9 @@ TEST_F(SandboxGitTest, ATreeWithADotGitEntryIsNotKept) {
   std::string blob = AgentGit({"hash-object", "-w", "hook"}).out;
   ASSERT_EQ(blob.size(), 41u);
   blob.pop_back();
-  Output tree = RunCommand({"/bin/sh", "-c",
-                            "printf '100644 blob " + blob + "\\t.GIT\\n' | git --git-dir=" +
-                                git_.dir + " mktree"});
+  Output tree = RunCommand(
+      {"/bin/sh", "-c",
+       "printf '100644 blob " + blob + "\\t.GIT\\n' | git --git-dir=" + git_.dir + " mktree"});
   ASSERT_EQ(tree.status, 0) << tree.err;
   std::string head = AgentGit({"rev-parse", "HEAD"}).out;
   head.pop_back();
@@ -868,9 +914,11 @@ TEST_F(SandboxGitTest, AnEntryOfTheWrongTypeIsRefused) {
   blob.pop_back();
   std::string raw = "40000 dir";
   raw += '\0';
-  for (size_t i = 0; i < 40; i += 2) raw += static_cast<char>(std::stoi(blob.substr(i, 2), nullptr, 16));
+  for (size_t i = 0; i < 40; i += 2)
+    raw += static_cast<char>(std::stoi(blob.substr(i, 2), nullptr, 16));
   WriteFile(git_.dir + "/crafted-tree", raw);
-  Output tree = AgentGit({"hash-object", "-t", "tree", "-w", "--literally", git_.dir + "/crafted-tree"});
+  Output tree =
+      AgentGit({"hash-object", "-t", "tree", "-w", "--literally", git_.dir + "/crafted-tree"});
   ASSERT_EQ(tree.status, 0) << tree.err;
   Output commit = AgentGit({"commit-tree", tree.out.substr(0, 40), "-p", git_.start, "-m", "x"});
   ASSERT_EQ(commit.status, 0) << commit.err;
