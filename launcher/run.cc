@@ -998,14 +998,24 @@ std::expected<std::unique_ptr<Prepared>, std::string> Prepare(const std::string&
   return p;
 }
 
-// Holds .git/corral/runs/<run>/lock: one manager per run at a time.
+// Holds .git/corral/runs/<run>/lock: one manager per run at a time. A manager killed just now
+// may leave the lock held for a moment by a child it had forked (vfork) and not yet exec'd
+// (the descriptor is close-on-exec): that is waited for, up to 2 s.
 std::expected<int, std::string> LockRun(const std::string& run_dir) {
   int fd = open((run_dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return std::unexpected(Errno("lock " + run_dir));
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    close(fd);
-    return std::unexpected("run " + run_dir.substr(run_dir.rfind('/') + 1) +
-                           " is being run by another corral process");
+  for (int waited_ms = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited_ms += 20) {
+    if (errno != EWOULDBLOCK && errno != EINTR) {
+      auto error = Errno("lock " + run_dir);
+      close(fd);
+      return std::unexpected(error);
+    }
+    if (waited_ms >= 2000) {
+      close(fd);
+      return std::unexpected("run " + run_dir.substr(run_dir.rfind('/') + 1) +
+                             " is being run by another corral process");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return fd;
 }

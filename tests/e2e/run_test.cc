@@ -417,6 +417,10 @@ TEST_F(RunTest, ResumeAfterKillNineKeepsFinishedWork) {
     }
   }
   ASSERT_FALSE(run.empty());
+  // A second manager of a run that is being run is refused.
+  Output second = RunCommand({CORRAL_BIN, "resume", run, "--repo", repo_.path()});
+  EXPECT_EQ(second.status, 2);
+  EXPECT_EQ(second.err, "corral: run " + run + " is being run by another corral process\n");
   kill(corral, SIGKILL);
   waitpid(corral, nullptr, 0);
   // The sandbox goes with corral (its helper dies with it); on a loaded machine that takes a
@@ -429,8 +433,17 @@ TEST_F(RunTest, ResumeAfterKillNineKeepsFinishedWork) {
   }
   EXPECT_EQ(left, "") << "a sandbox outlived corral";
   WriteFile(runs + "/" + run + "/inputs/slow/go", "");
+  // The run's lock still held a moment after the kill, as by a child the killed corral had
+  // forked and not yet exec'd: the resume waits for it instead of calling the run taken.
+  std::string lock = runs + "/" + run + "/lock";
+  pid_t holder = Spawn({"/usr/bin/flock", lock, "/bin/sleep", "0.5"}, scratch_.path() + "/holder");
+  for (int i = 0; i < 200; ++i) {
+    if (RunCommand({"/usr/bin/flock", "-n", "-E", "99", lock, "/bin/true"}).status == 99) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 
   Output resumed = RunCommand({CORRAL_BIN, "resume", run, "--repo", repo_.path()});
+  waitpid(holder, nullptr, 0);
   EXPECT_EQ(resumed.status, 0) << resumed.err;
   EXPECT_NE(resumed.err.find("resuming run " + run + ": 1 of 3 tasks had ended"), std::string::npos)
       << resumed.err;
