@@ -60,13 +60,24 @@ contains "claude names the refusal" out "the proxy refused the tunnel"
 contains "claude ends on its own, with an error" out "claude exit 1"
 contains "the proxy recorded it" err "CONNECT api.example.org:443 refused: the policy 'code_implementer' does not allow api.example.org:443 (network.egress)"
 
-# Codex with a provider on a host the policy does not allow: every attempt is refused at once
-# (Codex itself keeps reconnecting; the timeout ends it).
-check "codex is refused at the proxy" 0 "$corral" exec -v --policy "$implementer" \
-  --cwd "$agents" -- sh -c 'OPENAI_API_KEY=sk-test timeout 15 node_modules/.bin/codex exec \
+# Codex with a provider on a host the policy does not allow: every attempt is refused at once.
+# Codex first calls other hosts (github.com, chatgpt.com; also refused) and then keeps
+# reconnecting to its provider, so the test waits for the proxy's record of the provider's host
+# and then stops corral, which ends the sandbox. On a loaded machine Codex can take well over
+# 15 s to get that far; the 120 s inside only bounds a regression, it is not a measurement.
+"$corral" exec -v --policy "$implementer" \
+  --cwd "$agents" -- sh -c 'OPENAI_API_KEY=sk-test timeout 120 node_modules/.bin/codex exec \
     --skip-git-repo-check -c model_provider=\"denied\" \
     -c "model_providers.denied={name=\"denied\", base_url=\"https://api.example.org/v1\", env_key=\"OPENAI_API_KEY\", wire_api=\"responses\", request_max_retries=0, stream_max_retries=0}" \
-    hello >/dev/null 2>&1; true'
+    hello >/dev/null 2>&1; true' >"$scratch/out" 2>"$scratch/err" &
+codex_corral=$!
+for _ in $(seq 1200); do
+  grep -q 'api.example.org' "$scratch/err" && break
+  kill -0 "$codex_corral" 2>/dev/null || break
+  sleep 0.1
+done
+kill -TERM "$codex_corral" 2>/dev/null
+wait "$codex_corral"
 contains "the proxy refused codex's API host" err "CONNECT api.example.org:443 refused: the policy 'code_implementer' does not allow api.example.org:443 (network.egress)"
 if grep ' allowed (' "$scratch/err" | grep -q 'api.example.org'; then
   failed=$((failed + 1))
