@@ -17,6 +17,8 @@ using json = nlohmann::json;
 constexpr const char* kUid = "1000";
 constexpr const char* kProxyUrl = "http://127.0.0.1:3128";
 constexpr const char* kPolicyDir = "/etc/corral/policies";
+// secrets.inject: the sidecar writes the CA and the agent's env here; the agent reads them.
+constexpr const char* kInjectDir = "/var/run/corral-inject";
 
 bool IsLabel(const std::string& s) {
   if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
@@ -210,6 +212,18 @@ std::string TaskScript(size_t setup_argc, size_t agent_argc) {
        "all_proxy=\"$CORRAL_PROXY\"\n"
        "     export NO_PROXY=localhost,127.0.0.1,::1 no_proxy=localhost,127.0.0.1,::1\n"
        "   fi\n"
+       "   if [ -n \"${CORRAL_INJECT_DIR:-}\" ]; then\n"
+       "     n=0\n"
+       "     while [ ! -f \"$CORRAL_INJECT_DIR/env\" ]; do\n"
+       "       n=`expr $n + 1`\n"
+       "       if [ $n -gt 600 ]; then\n"
+       "         echo \"corral: the egress proxy wrote no $CORRAL_INJECT_DIR/env in 60 s\" >&2\n"
+       "         exit 125\n"
+       "       fi\n"
+       "       sleep 0.1\n"
+       "     done\n"
+       "     . \"$CORRAL_INJECT_DIR/env\"\n"
+       "   fi\n"
        "   exec" +
        Words("CORRAL_ARGV_", agent_argc) +
        ")\n"
@@ -354,6 +368,14 @@ std::vector<json> ArgoManifests(const ArgoInput& in) {
                     {"valueFrom", {{"secretKeyRef", {{"name", in.secret}, {"key", s}}}}}});
     }
     if (proxied) env.push_back({{"name", "CORRAL_PROXY"}, {"value", kProxyUrl}});
+    // secrets.inject: the values go to the sidecar alone; the agent gets the placeholders and
+    // the CA that the sidecar writes to a volume of the pod, read-only here.
+    bool injected = proxied && !pol.secrets.inject.empty();
+    json main_mounts = {Mount("work", "/work"), Mount("tmp", "/tmp")};
+    if (injected) {
+      env.push_back({{"name", "CORRAL_INJECT_DIR"}, {"value", kInjectDir}});
+      main_mounts.push_back(Mount("inject", kInjectDir, true));
+    }
 
     json seccomp = {{"type", "Localhost"}, {"localhostProfile", LocalhostProfile(pol, t.policy_sha256)}};
     json container = {
@@ -363,7 +385,7 @@ std::vector<json> ArgoManifests(const ArgoInput& in) {
         {"workingDir", "/work"},
         {"env", env},
         {"securityContext", ContainerSecurity(seccomp)},
-        {"volumeMounts", {Mount("work", "/work"), Mount("tmp", "/tmp")}},
+        {"volumeMounts", main_mounts},
     };
     if (pol.limits.memory) {
       std::string bytes = std::to_string(*pol.limits.memory);
@@ -396,7 +418,7 @@ std::vector<json> ArgoManifests(const ArgoInput& in) {
     if (proxied) {
       tmpl["volumes"].push_back(
           {{"name", "policies"}, {"configMap", {{"name", config_map}}}});
-      tmpl["sidecars"] = json::array({{
+      json sidecar = {
           {"name", "egress-proxy"},
           {"image", in.image},
           {"command",
@@ -404,7 +426,20 @@ std::vector<json> ArgoManifests(const ArgoInput& in) {
             "--name", pt.id}},
           {"securityContext", ContainerSecurity({{"type", "RuntimeDefault"}})},
           {"volumeMounts", {Mount("policies", kPolicyDir, true)}},
-      }});
+      };
+      if (injected) {
+        sidecar["command"].push_back("--inject-dir");
+        sidecar["command"].push_back(kInjectDir);
+        json secrets = json::array();
+        for (const auto& [s, hosts] : pol.secrets.inject) {
+          secrets.push_back(
+              {{"name", s}, {"valueFrom", {{"secretKeyRef", {{"name", in.secret}, {"key", s}}}}}});
+        }
+        sidecar["env"] = secrets;
+        sidecar["volumeMounts"].push_back(Mount("inject", kInjectDir));
+        tmpl["volumes"].push_back(Volume("inject"));
+      }
+      tmpl["sidecars"] = json::array({sidecar});
     }
     templates.push_back(tmpl);
     if (egress_label != "host") {

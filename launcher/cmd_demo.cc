@@ -14,6 +14,7 @@
 
 #include "launcher/commands.h"
 #include "launcher/default_policy.h"
+#include "launcher/escape.h"
 #include "launcher/vm.h"
 #include "worktree/worktree.h"
 
@@ -42,10 +43,7 @@ int RunSelf(const std::string& self, std::vector<std::string> args) {
 }
 
 std::string Quote(const std::string& s) {
-  if (s.find_first_of(" '\"$&|;<>()*") == std::string::npos) return s;
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
+  return s.find_first_of(" '\"$&|;<>()*") == std::string::npos ? s : ShellQuote(s);
 }
 
 constexpr int kExitConflicts = 3;

@@ -63,9 +63,10 @@ int ExportArgo(const ExportRequest& r) {
     if (!policy_text) return BadInput(where + policy_text.error());
     auto pol = LoadPolicy(path.string());
     if (!pol) return BadInput(where + pol.error());
-    if (!pol->secrets.inject.empty()) {
+    if (!pol->secrets.inject.empty() && pol->network.egress != policy::EgressKind::kAllowList) {
       return BadInput(where + path.string() +
-                      ": secrets.inject is not supported yet (use secrets.env)");
+                      ": secrets.inject: needs network.egress to be an allow-list (only the "
+                      "egress proxy can put the values into requests)");
     }
     std::string sha = Sha256Hex(*policy_text);
     in.tasks.push_back({&t, std::move(*pol), std::move(*policy_text), std::move(sha)});

@@ -1,4 +1,4 @@
-// Text for HTML and XML: the five characters with a meaning there, as entities.
+// Text for other languages: HTML and XML, the POSIX shell.
 #pragma once
 
 #include <string>
@@ -6,6 +6,7 @@
 
 namespace corral::launcher {
 
+// HTML and XML: the five characters with a meaning there, as entities.
 inline std::string EscapeMarkup(std::string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -20,6 +21,19 @@ inline std::string EscapeMarkup(std::string_view s) {
     }
   }
   return out;
+}
+
+// One word for the POSIX shell, whatever it holds: in single quotes, each ' as '\''.
+inline std::string ShellQuote(std::string_view s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
 }
 
 }  // namespace corral::launcher

@@ -85,8 +85,14 @@ std::expected<std::unique_ptr<Injector>, std::string> Injector::Create(
   }
   std::error_code ec;
   fs::create_directories(dir, ec);
-  // The sandbox's user reads it (a mkdtemp folder is the caller's alone).
-  if (!ec) fs::permissions(dir, fs::perms(0755), ec);
+  // The sandbox's user reads it (a mkdtemp folder is the caller's alone). A folder of someone
+  // else's that others may read already (a pod's emptyDir) stays as it is.
+  if (!ec) {
+    std::error_code chmod_ec;
+    fs::permissions(dir, fs::perms(0755), chmod_ec);
+    constexpr auto kOthersRead = fs::perms::others_read | fs::perms::others_exec;
+    if (chmod_ec && (fs::status(dir, ec).permissions() & kOthersRead) != kOthersRead) ec = chmod_ec;
+  }
   std::string bundle = SystemBundle();
   if (!bundle.empty() && bundle.back() != '\n') bundle += '\n';
   if (ec || !WriteWhole(in->ca_file_, (*ca)->cert_pem()) ||
@@ -96,13 +102,19 @@ std::expected<std::unique_ptr<Injector>, std::string> Injector::Create(
   return in;
 }
 
-void Injector::Apply(const policy::Policy& policy, sandbox::Spec* spec) const {
-  if (policy.secrets.inject.empty()) return;
+std::map<std::string, std::string> Injector::Env(const policy::Policy& policy) const {
+  if (policy.secrets.inject.empty()) return {};
   std::map<std::string, std::string> set = {
       {"SSL_CERT_FILE", bundle_},     {"CURL_CA_BUNDLE", bundle_},
       {"REQUESTS_CA_BUNDLE", bundle_}, {"GIT_SSL_CAINFO", bundle_},
       {"NODE_EXTRA_CA_CERTS", ca_file_}};
   for (const auto& [name, hosts] : policy.secrets.inject) set[name] = placeholders_.at(name);
+  return set;
+}
+
+void Injector::Apply(const policy::Policy& policy, sandbox::Spec* spec) const {
+  if (policy.secrets.inject.empty()) return;
+  std::map<std::string, std::string> set = Env(policy);
   std::erase_if(spec->env, [&](const std::string& kv) {
     return set.count(kv.substr(0, kv.find('='))) > 0;
   });

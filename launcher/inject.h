@@ -29,6 +29,9 @@ class Injector {
       const std::vector<const policy::Policy*>& policies, const HostEnv& host,
       const std::string& dir);
 
+  // What the agent's environment gets for `policy`: the trust variables of common clients
+  // pointed at the bundle, and each secret's placeholder as its variable.
+  std::map<std::string, std::string> Env(const policy::Policy& policy) const;
   // The sandbox's side: `dir` read-only, the trust variables of common clients pointed at the
   // bundle, and each secret's placeholder as its variable.
   void Apply(const policy::Policy& policy, sandbox::Spec* spec) const;

@@ -6,22 +6,31 @@ ConfigMap, secretKeyRef from --secret NAME=VALUE), Argo's {{workflow.name}}, {{i
 {{tasks.X.outputs.parameters.result}} substitutions, the output parameter read from its path,
 then the exit handler. Suspend templates (approvals) are resumed at once.
 
-The containers' /work and /tmp are folders under ROOT: CORRAL_WORK, CORRAL_OUTPUT,
-CORRAL_INPUTS and HOME are pointed there. It prints one JSON object: each task's exit status
-and what the exit handler printed.
+Each pod's volumes are folders under ROOT/POD/ (a configMap volume holds the ConfigMap's keys
+as files), and a container's paths under its volume mounts are mapped there: CORRAL_WORK,
+CORRAL_OUTPUT, CORRAL_INPUTS, CORRAL_INJECT_DIR and HOME in the environment, and the sidecars'
+arguments. Sidecars (`corral proxy`, run as --corral) start with the main container and get
+SIGTERM when it ends, as Argo does; since all pods share this host's loopback, each sidecar
+listens on a free port (an added --port) and CORRAL_PROXY is pointed at it. --sidecar-env adds
+a variable to the sidecars' environment (the trust store of their image). Read-only mounts are
+not enforced here. It prints one JSON object: each task's exit status, what its sidecars
+printed, and what the exit handler printed.
 
     argo_pods.py MANIFEST.jsonl ROOT [--secret NAME=VALUE]... [--workflow-name NAME]
+                 [--corral PATH] [--sidecar-env NAME=VALUE]...
 """
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 
 
 def main():
     manifest, root = sys.argv[1], sys.argv[2]
-    secrets, wf_name = {}, "wf-test"
+    secrets, wf_name, corral, sidecar_env = {}, "wf-test", "corral", {}
     rest = sys.argv[3:]
     while rest:
         if rest[0] == "--secret":
@@ -29,6 +38,11 @@ def main():
             secrets[k] = v
         elif rest[0] == "--workflow-name":
             wf_name = rest[1]
+        elif rest[0] == "--corral":
+            corral = rest[1]
+        elif rest[0] == "--sidecar-env":
+            k, v = rest[1].split("=", 1)
+            sidecar_env[k] = v
         rest = rest[2:]
     docs = [json.loads(l) for l in open(manifest) if l.strip()]
     config = {d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"}
@@ -50,14 +64,31 @@ def main():
             raise SystemExit(f"argo_pods: unresolved {{{{{expr}}}}}")
         return re.sub(r"\{\{([^}]*)\}\}", one, text)
 
-    def run_pod(label, tmpl, params):
-        work = os.path.join(root, label, "work")
-        tmp = os.path.join(root, label, "tmp")
-        os.makedirs(work, exist_ok=True)
-        os.makedirs(tmp, exist_ok=True)
-        c = tmpl["container"]
+    def volumes(label, tmpl):
+        base = os.path.join(root, label)
+        out = {}
+        for v in tmpl.get("volumes", []):
+            path = os.path.join(base, v["name"])
+            os.makedirs(path, exist_ok=True)
+            for key, text in config.get(v.get("configMap", {}).get("name"), {}).items():
+                with open(os.path.join(path, key), "w") as f:
+                    f.write(text)
+            out[v["name"]] = path
+        return out
+
+    def mapper(container, vols):
+        mounts = sorted(((m["mountPath"], vols[m["name"]])
+                         for m in container.get("volumeMounts", [])), key=lambda m: -len(m[0]))
+        def local(path):
+            for mount, folder in mounts:
+                if path == mount or path.startswith(mount + "/"):
+                    return folder + path[len(mount):]
+            return path
+        return local
+
+    def environment(container, params):
         env = {"PATH": os.environ["PATH"]}
-        for e in c.get("env", []):
+        for e in container.get("env", []):
             if "value" in e:
                 v = substitute(e["value"], params)
             elif "configMapKeyRef" in e["valueFrom"]:
@@ -66,21 +97,45 @@ def main():
             else:
                 v = secrets[e["valueFrom"]["secretKeyRef"]["key"]]
             env[e["name"]] = v
-        # The pod's /work and /tmp, here.
-        def local(path):
-            return os.path.join(work, path[len("/work/"):]) if path.startswith("/work/") else \
-                os.path.join(tmp, path[len("/tmp/"):]) if path.startswith("/tmp/") else path
-        env["CORRAL_WORK"] = work
-        for k in ("HOME", "CORRAL_OUTPUT", "CORRAL_INPUTS"):
+        return env
+
+    def free_port():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    def run_pod(label, tmpl, params):
+        vols = volumes(label, tmpl)
+        c = tmpl["container"]
+        local = mapper(c, vols)
+        env = environment(c, params)
+        for k in ("HOME", "CORRAL_WORK", "CORRAL_OUTPUT", "CORRAL_INPUTS", "CORRAL_INJECT_DIR"):
             if k in env:
                 env[k] = local(env[k])
+        sidecars = []
+        for sc in tmpl.get("sidecars", []):
+            sc_local = mapper(sc, vols)
+            port = free_port()
+            cmd = [corral if i == 0 and a == "corral" else sc_local(a)
+                   for i, a in enumerate(sc["command"])] + ["--port", str(port)]
+            sc_env = environment(sc, params)
+            sc_env.update(sidecar_env)
+            if "CORRAL_PROXY" in env:
+                env["CORRAL_PROXY"] = f"http://127.0.0.1:{port}"
+            sidecars.append((sc["name"], subprocess.Popen(
+                cmd, env=sc_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
         cmd = [substitute(a, params) for a in c["command"]]
-        p = subprocess.run(cmd, env=env, cwd=work, capture_output=True, text=True)
+        p = subprocess.run(cmd, env=env, cwd=env["CORRAL_WORK"], capture_output=True, text=True)
+        printed = {}
+        for name, sc in sidecars:
+            sc.send_signal(signal.SIGTERM)
+            so, se = sc.communicate(timeout=30)
+            printed[name] = {"exit": sc.returncode, "stdout": so, "stderr": se[-2000:]}
         out = ""
         for o in tmpl.get("outputs", {}).get("parameters", []):
             path = local(o["valueFrom"]["path"])
             out = open(path).read() if os.path.exists(path) else o["valueFrom"].get("default", "")
-        return p.returncode, p.stdout, p.stderr, out
+        return p.returncode, p.stdout, p.stderr, out, printed
 
     done = set()
     while len(done) < len(dag):
@@ -104,14 +159,15 @@ def main():
                       for p in t.get("arguments", {}).get("parameters", [])}
             tries = 1 + int(tmpl.get("retryStrategy", {}).get("limit", "0"))
             for attempt in range(tries):
-                code, so, se, out = run_pod(f"{t['name']}-{attempt}", tmpl, params)
+                code, so, se, out, sidecars = run_pod(f"{t['name']}-{attempt}", tmpl, params)
                 if code == 0:
                     break
             outputs[t["name"]] = out
-            results[t["name"]] = {"exit": code, "tries": attempt + 1, "stderr": se[-2000:]}
+            results[t["name"]] = {"exit": code, "tries": attempt + 1, "stderr": se[-2000:],
+                                  "sidecars": sidecars}
         if not progressed:
             raise SystemExit("argo_pods: the DAG does not progress (a cycle?)")
-    code, so, se, _ = run_pod("exit-handler", templates[wf["spec"]["onExit"]], {})
+    code, so, se, _, _ = run_pod("exit-handler", templates[wf["spec"]["onExit"]], {})
     print(json.dumps({"tasks": results, "exit_handler": {"exit": code, "stdout": so,
                                                           "stderr": se[-2000:]}}))
 

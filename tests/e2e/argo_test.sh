@@ -3,15 +3,16 @@
 # (kubernetes-models, @kubernetes-models/argo-workflows from tests/k8s), their pods do what a run
 # does when executed as Argo would (argo_pods.py: clone at the base, dependencies merged, agent,
 # commit with trailers, push, then the exit handler's merge in plan order), and `corral proxy`,
-# the pods' egress sidecar, allows and refuses as the policy says.
+# the pods' egress sidecar, allows and refuses as the policy says, and puts secrets.inject's
+# value into the requests of a pod's agent, which holds only a placeholder.
 # Usage: argo_test.sh CORRAL SOURCE_DIR
 set -u
 corral=$1
 src=$2
 k8s=$src/tests/k8s
 scratch=$(mktemp -d /tmp/corral-argo-XXXXXX)
-trap 'kill $server_pid $proxy_pid 2>/dev/null; rm -rf "$scratch"' EXIT
-server_pid= proxy_pid=
+trap 'kill $server_pid $tls_pid $proxy_pid 2>/dev/null; rm -rf "$scratch"' EXIT
+server_pid= tls_pid= proxy_pid=
 . "$(dirname "$0")/checks.sh"
 
 if [ ! -d "$k8s/node_modules/kubernetes-models" ]; then
@@ -19,6 +20,18 @@ if [ ! -d "$k8s/node_modules/kubernetes-models" ]; then
   exit 1
 fi
 git_() { git -c user.name=t -c user.email=t@t -c init.defaultBranch=main "$@"; }
+
+# An HTTPS server on loopback, the API of the secrets.inject task: it logs the credentials each
+# request carried. Its certificate is the trust store of the sidecars' "image".
+mkdir "$scratch/api" && echo "api says hi" >"$scratch/api/index.html"
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+  -days 1 -keyout "$scratch/key.pem" -out "$scratch/cert.pem" 2>/dev/null
+python3 "$src/tests/sandbox/http_server.py" --root "$scratch/api" --port-file "$scratch/tls-port" \
+  --tls "$scratch/cert.pem" "$scratch/key.pem" &
+tls_pid=$!
+for _ in $(seq 50); do [ -s "$scratch/tls-port" ] && break; sleep 0.1; done
+tls_port=$(cat "$scratch/tls-port")
+inject_value=inj-s3cret-5d1f08
 
 # A repository whose origin is a bare repository on disk, as a cluster's git server would be.
 git_ init -q --bare "$scratch/origin.git"
@@ -74,13 +87,30 @@ run = ["true"]
 id = "model"
 policy = "code_implementer.toml"
 timeout = "90s"
-run = ["sh", "-c", "test \"$HTTPS_PROXY\" = http://127.0.0.1:3128 && echo ok > model.txt"]
+run = ["sh", "-c", "case \"$HTTPS_PROXY\" in http://127.0.0.1:*) echo ok > model.txt;; *) exit 1;; esac"]
 
 [[task]]
 id = "deploy"
 policy = "deploy.toml"
 depends_on = ["api"]
 run = ["sh", "-c", "printf %s \"$DEPLOY_TOKEN\" | sha256sum | grep -q 1ec1c26b50d5d3c58d9583181af8076655fe00756bf7285940ba3670f99fcba0 && echo deployed > deploy.txt"]
+EOF
+# secrets.inject: the agent calls the API with its placeholder (through the sidecar: the pods'
+# NO_PROXY names localhost, which this API is) and keeps what it holds and what it got.
+cat >injecting.toml <<EOF
+# The API on loopback, with API_KEY injected by the egress proxy.
+name = "injecting"
+[network]
+egress = ["localhost:$tls_port"]
+[secrets]
+inject = { API_KEY = ["localhost:$tls_port"] }
+EOF
+cat >>plan.toml <<EOF
+
+[[task]]
+id = "inject"
+policy = "injecting.toml"
+run = ["sh", "-c", "printf %s \\"\$API_KEY\\" > key.txt && env | sort > env.txt && NO_PROXY= no_proxy= curl -sSf -H \\"Authorization: Bearer \$API_KEY\\" https://localhost:$tls_port/index.html?argo > got.txt"]
 EOF
 
 check "export argo as YAML" 0 "$corral" export argo plan.toml --profiles "$scratch/profiles"
@@ -89,7 +119,7 @@ check "export argo as JSON lines" 0 "$corral" export argo plan.toml --format jso
 cp "$scratch/out" "$scratch/wf.jsonl"
 check "the manifests pass the Kubernetes and Argo schemas, and the YAML equals the JSON" 0 \
   node "$k8s/validate.mjs" "$scratch/wf.yaml" --json "$scratch/wf.jsonl"
-contains "every kind validated" out "1 ConfigMap, 4 NetworkPolicy, 1 Workflow: valid"
+contains "every kind validated" out "1 ConfigMap, 5 NetworkPolicy, 1 Workflow: valid"
 
 # The validator is not a check that cannot fail.
 sed 's/runAsNonRoot: true/runAsNonRoot: "yes"/' "$scratch/wf.yaml" >"$scratch/bad.yaml"
@@ -124,7 +154,19 @@ assert t["deploy"]["activeDeadlineSeconds"] == 1200
 assert t["model"]["container"]["resources"]["limits"]["memory"] == str(4 << 30)
 assert [s["name"] for s in t["model"]["sidecars"]] == ["egress-proxy"]
 assert t["model"]["sidecars"][0]["command"][:2] == ["corral", "proxy"]
+assert {"name": "CORRAL_PROXY", "value": "http://127.0.0.1:3128"} in t["model"]["container"]["env"]
 assert "sidecars" not in t["schema"]
+# secrets.inject: the value goes to the sidecar alone, which writes the agent's side of the CA
+# to a volume that the agent's container mounts read-only.
+inj = t["inject"]
+sidecar = inj["sidecars"][0]
+assert sidecar["command"][-2:] == ["--inject-dir", "/var/run/corral-inject"], sidecar
+assert sidecar["env"] == [{"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "corral-secrets", "key": "API_KEY"}}}], sidecar
+assert {"name": "inject", "mountPath": "/var/run/corral-inject"} in sidecar["volumeMounts"]
+assert {"name": "inject", "mountPath": "/var/run/corral-inject", "readOnly": True} in inj["container"]["volumeMounts"]
+assert {"name": "inject", "emptyDir": {}} in inj["volumes"]
+assert not [e for e in inj["container"]["env"] if e["name"] == "API_KEY" or "secretKeyRef" in e.get("valueFrom", {})], inj["container"]["env"]
+assert "env" not in t["model"]["sidecars"][0], "a sidecar without secrets.inject holds no secret"
 token = [e for e in t["deploy"]["container"]["env"] if e["name"] == "DEPLOY_TOKEN"][0]
 assert token["valueFrom"]["secretKeyRef"] == {"name": "corral-secrets", "key": "DEPLOY_TOKEN"}
 text = open(sys.argv[1]).read()
@@ -148,24 +190,29 @@ done
 
 # The pods, run as Argo would.
 check "the workflow's pods run" 0 python3 "$src/tests/e2e/argo_pods.py" "$scratch/wf.jsonl" \
-  "$scratch/pods" --secret DEPLOY_TOKEN=s3cret
+  "$scratch/pods" --secret DEPLOY_TOKEN=s3cret --secret API_KEY=$inject_value --corral "$corral" \
+  --sidecar-env SSL_CERT_FILE="$scratch/cert.pem"
 cp "$scratch/out" "$scratch/pods.json"
 check "each task ends as a run's would" 0 python3 - "$scratch/pods.json" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
 t = r["tasks"]
-for name in ["schema", "api", "clash", "model", "deploy"]:
+for name in ["schema", "api", "clash", "model", "deploy", "inject"]:
     assert t[name]["exit"] == 0, (name, t[name])
+proxy = t["inject"]["sidecars"]["egress-proxy"]
+assert proxy["exit"] == 0, proxy
+net = [json.loads(l) for l in proxy["stdout"].splitlines()]
+assert [(n["decision"], n["task"]) for n in net] == [("allowed", "inject")], net
 assert t["broken"]["exit"] == 7 and t["broken"]["tries"] == 2, t["broken"]
 assert t["after-broken"].get("skipped"), t["after-broken"]
 h = r["exit_handler"]
 assert h["exit"] == 1, h   # clash conflicts with schema
-assert "merged: schema api model deploy" in h["stdout"], h
+assert "merged: schema api model deploy inject" in h["stdout"], h
 assert "conflicted: clash" in h["stdout"], h
 assert "not merged (failed, skipped or not run): broken after_broken" in h["stdout"], h
 EOF
 cd "$scratch/origin.git"
-for b in schema api clash broken model deploy; do
+for b in schema api clash broken model deploy inject; do
   check "branch corral/wf-test/$b was pushed" 0 git rev-parse -q --verify "refs/heads/corral/wf-test/$b"
 done
 check "a task that did not run has no branch" 1 git rev-parse -q --verify refs/heads/corral/wf-test/after_broken
@@ -182,6 +229,20 @@ contains "the commit has the policy trailer" out "Corral-Policy: default@$(sha25
 check "the task branch starts at the base" 0 git merge-base --is-ancestor "$base" corral/wf-test/schema
 check "setup ran and left nothing" 128 git cat-file -e corral/wf-test/schema:.setup-ran
 check "git fsck --strict of the origin" 0 git fsck --strict
+check "the injecting agent got the API's answer" 0 \
+  bash -c "test \"\$(git show corral/wf-test/inject:got.txt)\" = 'api says hi'"
+check "the API got the value" 0 grep -qxF "/index.html?argo Bearer $inject_value" "$scratch/api/headers.log"
+check "the agent held a placeholder" 0 \
+  bash -c "git show corral/wf-test/inject:key.txt | grep -qxE 'corral-inject-API_KEY-[0-9a-f]{24}'"
+check "the agent's environment trusts the sidecar's CA" 0 \
+  bash -c "git show corral/wf-test/inject:env.txt | grep -qx 'SSL_CERT_FILE=.*/inject/ca-bundle.pem'"
+if git grep -qF "$inject_value" $(git for-each-ref --format='%(refname)') -- ||
+  grep -rqF "$inject_value" "$scratch/pods" "$scratch/pods.json"; then
+  failed=$((failed + 1))
+  echo "FAIL: a branch, a pod's folder or the pods' output holds the injected value"
+else
+  passed=$((passed + 1))
+fi
 cd "$scratch/repo"
 check "the user's branch is unchanged" 0 test "$(git rev-parse HEAD)" = "$user_head_before"
 
@@ -229,4 +290,10 @@ contains "the refusal is recorded" out '"decision":"refused"'
 contains "records name the client" out '"task":"t1"'
 check "the proxy needs an allow-list" 2 "$corral" proxy --policy default.toml
 contains "and says so" err "network.egress is not an allow-list"
+check "secrets.inject needs --inject-dir" 2 env API_KEY=x "$corral" proxy --policy injecting.toml
+contains "and names the flag" err "--inject-dir: needed, since injecting.toml has secrets.inject"
+check "secrets.inject needs the value" 2 "$corral" proxy --policy injecting.toml --inject-dir "$scratch/inj"
+contains "and names the key" err "injecting.toml: secrets.inject.API_KEY: is not set in corral's environment or --secrets-file"
+check "--inject-dir without secrets.inject" 2 "$corral" proxy --policy "$scratch/sidecar.toml" --inject-dir "$scratch/inj"
+contains "is refused by name" err "--inject-dir: $scratch/sidecar.toml has no secrets.inject"
 finish
