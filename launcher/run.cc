@@ -14,6 +14,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -998,26 +999,39 @@ std::expected<std::unique_ptr<Prepared>, std::string> Prepare(const std::string&
   return p;
 }
 
+// Takes `fd`'s flock exclusively, trying every 20 ms for up to `limit_ms` (`on_wait` runs once if
+// the first try finds it taken). An error other than "taken" ends the wait at once; errno says it.
+enum class Lock { kTaken, kTimedOut, kFailed };
+Lock LockExclusive(int fd, int limit_ms, const std::function<void()>& on_wait = {}) {
+  for (int waited_ms = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited_ms += 20) {
+    if (errno != EWOULDBLOCK && errno != EINTR) return Lock::kFailed;
+    if (waited_ms == 0 && on_wait) on_wait();
+    if (waited_ms >= limit_ms) return Lock::kTimedOut;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return Lock::kTaken;
+}
+
 // Holds .git/corral/runs/<run>/lock: one manager per run at a time. A manager killed just now
 // may leave the lock held for a moment by a child it had forked (vfork) and not yet exec'd
 // (the descriptor is close-on-exec): that is waited for, up to 2 s.
 std::expected<int, std::string> LockRun(const std::string& run_dir) {
   int fd = open((run_dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return std::unexpected(Errno("lock " + run_dir));
-  for (int waited_ms = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited_ms += 20) {
-    if (errno != EWOULDBLOCK && errno != EINTR) {
+  switch (LockExclusive(fd, 2000)) {
+    case Lock::kTaken:
+      return fd;
+    case Lock::kFailed: {
       auto error = Errno("lock " + run_dir);
       close(fd);
       return std::unexpected(error);
     }
-    if (waited_ms >= 2000) {
-      close(fd);
-      return std::unexpected("run " + run_dir.substr(run_dir.rfind('/') + 1) +
-                             " is being run by another corral process");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    case Lock::kTimedOut:
+      break;
   }
-  return fd;
+  close(fd);
+  return std::unexpected("run " + run_dir.substr(run_dir.rfind('/') + 1) +
+                         " is being run by another corral process");
 }
 
 // run_dir/sandboxes.lock: every helper of a run holds it (shared) until its sandbox is entirely
@@ -1028,21 +1042,15 @@ std::expected<int, std::string> HoldSandboxes(const std::string& run_dir) {
   std::string path = run_dir + "/sandboxes.lock";
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return std::unexpected(Errno("open " + path));
-  bool said = false;
-  for (int waited_ms = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; waited_ms += 20) {
-    if (errno != EWOULDBLOCK && errno != EINTR) {
-      close(fd);
-      return std::unexpected(Errno("lock " + path));
-    }
-    if (!said) {
-      std::fprintf(stderr, "corral: waiting for the sandboxes of the previous corral to end\n");
-      said = true;
-    }
-    if (waited_ms > 60'000) {
-      close(fd);
-      return std::unexpected("sandboxes of a previous corral of this run are still alive after 60 s");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  Lock got = LockExclusive(fd, 60'000, [] {
+    std::fprintf(stderr, "corral: waiting for the sandboxes of the previous corral to end\n");
+  });
+  if (got != Lock::kTaken) {
+    auto error = got == Lock::kFailed
+                     ? Errno("lock " + path)
+                     : "sandboxes of a previous corral of this run are still alive after 60 s";
+    close(fd);
+    return std::unexpected(error);
   }
   flock(fd, LOCK_SH);
   return fd;
