@@ -15,6 +15,7 @@ namespace {
 using json = nlohmann::json;
 
 constexpr const char* kUid = "1000";
+constexpr int kProxyUid = 1001;  // the egress proxy sidecar's
 constexpr const char* kProxyUrl = "http://127.0.0.1:3128";
 constexpr const char* kPolicyDir = "/etc/corral/policies";
 // secrets.inject: the sidecar writes the CA and the agent's env here; the agent reads them.
@@ -215,12 +216,13 @@ std::string TaskScript(size_t setup_argc, size_t agent_argc) {
        "   if [ -n \"${CORRAL_INJECT_DIR:-}\" ]; then\n"
        "     n=0\n"
        "     while [ ! -f \"$CORRAL_INJECT_DIR/env\" ]; do\n"
+       "       if [ -f \"$CORRAL_INJECT_DIR/error\" ]; then cat \"$CORRAL_INJECT_DIR/error\" >&2; exit 125; fi\n"
        "       n=`expr $n + 1`\n"
        "       if [ $n -gt 600 ]; then\n"
        "         echo \"corral: the egress proxy wrote no $CORRAL_INJECT_DIR/env in 60 s\" >&2\n"
        "         exit 125\n"
        "       fi\n"
-       "       sleep 0.1\n"
+       "       sleep 0.1 2>/dev/null || sleep 1\n"
        "     done\n"
        "     . \"$CORRAL_INJECT_DIR/env\"\n"
        "   fi\n"
@@ -427,6 +429,10 @@ std::vector<json> ArgoManifests(const ArgoInput& in) {
           {"securityContext", ContainerSecurity({{"type", "RuntimeDefault"}})},
           {"volumeMounts", {Mount("policies", kPolicyDir, true)}},
       };
+      // Another user than the agent's, so that the agent cannot read the proxy's environment
+      // (the values of secrets.inject) even where the pod's containers share their processes.
+      sidecar["securityContext"]["runAsUser"] = kProxyUid;
+      sidecar["securityContext"]["runAsGroup"] = kProxyUid;
       if (injected) {
         sidecar["command"].push_back("--inject-dir");
         sidecar["command"].push_back(kInjectDir);

@@ -13,6 +13,11 @@ Expected<> SetNoNewPrivs() {
   return {};
 }
 
+Expected<> SetUndumpable() {
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return ErrnoError("PR_SET_DUMPABLE");
+  return {};
+}
+
 Expected<> DropAll() {
   if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
                                    SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED,

@@ -9,7 +9,8 @@ then the exit handler. Suspend templates (approvals) are resumed at once.
 Each pod's volumes are folders under ROOT/POD/ (a configMap volume holds the ConfigMap's keys
 as files), and a container's paths under its volume mounts are mapped there: CORRAL_WORK,
 CORRAL_OUTPUT, CORRAL_INPUTS, CORRAL_INJECT_DIR and HOME in the environment, and the sidecars'
-arguments. Sidecars (`corral proxy`, run as --corral) start with the main container and get
+arguments. Each container's output is kept whole in ROOT/POD/CONTAINER.stdout and .stderr.
+Sidecars (`corral proxy`, run as --corral) start with the main container and get
 SIGTERM when it ends, as Argo does; since all pods share this host's loopback, each sidecar
 listens on a free port (an added --port) and CORRAL_PROXY is pointed at it. --sidecar-env adds
 a variable to the sidecars' environment (the trust store of their image). Read-only mounts are
@@ -126,10 +127,17 @@ def main():
                 cmd, env=sc_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
         cmd = [substitute(a, params) for a in c["command"]]
         p = subprocess.run(cmd, env=env, cwd=env["CORRAL_WORK"], capture_output=True, text=True)
+        # Whole, as the pod's logs: ROOT/POD/CONTAINER.stdout and .stderr.
+        def keep(container, so, se):
+            for ext, text in (("stdout", so), ("stderr", se)):
+                with open(os.path.join(root, label, f"{container}.{ext}"), "w") as f:
+                    f.write(text)
+        keep(c["name"], p.stdout, p.stderr)
         printed = {}
         for name, sc in sidecars:
             sc.send_signal(signal.SIGTERM)
             so, se = sc.communicate(timeout=30)
+            keep(name, so, se)
             printed[name] = {"exit": sc.returncode, "stdout": so, "stderr": se[-2000:]}
         out = ""
         for o in tmpl.get("outputs", {}).get("parameters", []):

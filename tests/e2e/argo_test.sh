@@ -167,6 +167,13 @@ assert {"name": "inject", "mountPath": "/var/run/corral-inject", "readOnly": Tru
 assert {"name": "inject", "emptyDir": {}} in inj["volumes"]
 assert not [e for e in inj["container"]["env"] if e["name"] == "API_KEY" or "secretKeyRef" in e.get("valueFrom", {})], inj["container"]["env"]
 assert "env" not in t["model"]["sidecars"][0], "a sidecar without secrets.inject holds no secret"
+for s in (sidecar, t["model"]["sidecars"][0]):
+    assert s["securityContext"]["runAsUser"] == 1001 != t["model"]["securityContext"]["runAsUser"], s
+# The kubelet would expand $(VAR) and Argo {{...}} in the pods' scripts.
+for name, tmpl in t.items():
+    if "container" in tmpl:
+        script = tmpl["container"]["command"][2]
+        assert "$(" not in script and "{{" not in script, name
 token = [e for e in t["deploy"]["container"]["env"] if e["name"] == "DEPLOY_TOKEN"][0]
 assert token["valueFrom"]["secretKeyRef"] == {"name": "corral-secrets", "key": "DEPLOY_TOKEN"}
 text = open(sys.argv[1]).read()
@@ -292,8 +299,13 @@ check "the proxy needs an allow-list" 2 "$corral" proxy --policy default.toml
 contains "and says so" err "network.egress is not an allow-list"
 check "secrets.inject needs --inject-dir" 2 env API_KEY=x "$corral" proxy --policy injecting.toml
 contains "and names the flag" err "--inject-dir: needed, since injecting.toml has secrets.inject"
-check "secrets.inject needs the value" 2 "$corral" proxy --policy injecting.toml --inject-dir "$scratch/inj"
+mkdir "$scratch/inj"  # as a pod's emptyDir
+check "secrets.inject needs the value" 2 env -u API_KEY "$corral" proxy --policy injecting.toml \
+  --inject-dir "$scratch/inj"
 contains "and names the key" err "injecting.toml: secrets.inject.API_KEY: is not set in corral's environment or --secrets-file"
+cp "$scratch/inj/error" "$scratch/out"
+contains "and says it to the agent's script in --inject-dir" out "corral proxy: injecting.toml: secrets.inject.API_KEY: is not set"
+check "and leaves it no env to start the agent with" 1 test -e "$scratch/inj/env"
 check "--inject-dir without secrets.inject" 2 "$corral" proxy --policy "$scratch/sidecar.toml" --inject-dir "$scratch/inj"
 contains "is refused by name" err "--inject-dir: $scratch/sidecar.toml has no secrets.inject"
 finish
