@@ -1056,6 +1056,24 @@ std::expected<int, std::string> HoldSandboxes(const std::string& run_dir) {
   return fd;
 }
 
+// The hidden run folders (".<run>") that killed corrals left while they made them: their lock is
+// free and they are older than a minute (a corral making one takes its lock at once). They hold
+// no work: a run's tasks start only after its folder was renamed into place.
+void RemoveAbandonedStaging(const std::string& runs_dir) {
+  std::error_code ec;
+  auto now = fs::file_time_type::clock::now();
+  for (const fs::directory_entry& e : fs::directory_iterator(runs_dir, ec)) {
+    std::string name = e.path().filename().string();
+    if (name.size() < 2 || name[0] != '.' || !e.is_directory(ec)) continue;
+    auto mtime = fs::last_write_time(e.path(), ec);
+    if (ec || now - mtime < std::chrono::minutes(1)) continue;
+    int fd = open((e.path() / "lock").c_str(), O_RDWR | O_CLOEXEC);
+    if (fd < 0 && errno != ENOENT) continue;
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0) fs::remove_all(e.path(), ec);
+    if (fd >= 0) close(fd);
+  }
+}
+
 void BlockStopSignals() {
   // Signals go to the stopper thread only; every thread started from here inherits the mask.
   sigset_t set;
@@ -1115,6 +1133,16 @@ int RunPlan(const RunRequest& request) {
   std::error_code ec;
   fs::create_directories(staging + "/logs", ec);
   if (ec) return BadInput("create " + staging + ": " + ec.message());
+  // Until the rename, a failure leaves nothing behind.
+  struct RemoveUnlessPlaced {
+    const std::string& dir;
+    bool placed = false;
+    ~RemoveUnlessPlaced() {
+      std::error_code ignored;
+      if (!placed) fs::remove_all(dir, ignored);
+    }
+  } remove_staging{staging};
+  RemoveAbandonedStaging(repo->common_dir() + "/corral/runs");
   auto lock = LockRun(staging);
   if (!lock) return BadInput(lock.error());
   auto sandboxes = HoldSandboxes(staging);
@@ -1144,6 +1172,7 @@ int RunPlan(const RunRequest& request) {
                 {"trace_id", trace_id}};
   if (auto r = log->Append(start); !r) return BadInput(r.error());
   if (rename(staging.c_str(), run_dir.c_str()) != 0) return BadInput(Errno("rename " + staging));
+  remove_staging.placed = true;
   log->Moved(run_dir + "/events.jsonl");
   if (request.json)
     std::printf("%s\n", start.dump().c_str());

@@ -1,5 +1,7 @@
 // `corral run` end to end: scripted agents in real sandboxes on temporary repositories.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -197,6 +199,42 @@ TEST_F(RunTest, BadPlansCreateNothing) {
                              scratch_.path() + "/nope.toml: No such file or directory\n");
   EXPECT_FALSE(fs::exists(repo_.path() + "/.git/corral/runs"));
   EXPECT_EQ(Git({"branch", "--list", "corral/*"}).out, "");
+}
+
+TEST_F(RunTest, HiddenFoldersOfKilledCorralsAreRemovedAndOnlyThose) {
+  // What a corral killed while it made its run folder leaves: ".<run>" with a free lock (or
+  // none yet). One still held, or made less than a minute ago, belongs to a corral at work.
+  std::string runs = repo_.path() + "/.git/corral/runs";
+  auto make = [&](const std::string& name, bool lock, bool old) {
+    fs::create_directories(runs + "/" + name + "/logs");
+    if (lock) WriteFile(runs + "/" + name + "/lock", "");
+    WriteFile(runs + "/" + name + "/events.jsonl", "{\"type\":\"run-start\"}\n");
+    if (old) {
+      fs::last_write_time(runs + "/" + name,
+                          fs::file_time_type::clock::now() - std::chrono::minutes(5));
+    }
+  };
+  make(".20260101-000000-aaaa", true, true);
+  make(".20260101-000000-bbbb", false, true);
+  make(".20260101-000000-held", true, true);
+  make(".20260101-000000-new", true, false);
+  int held = open((runs + "/.20260101-000000-held/lock").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(held, 0);
+  ASSERT_EQ(flock(held, LOCK_EX), 0);
+  Output r = Run(Task("a", "true"));
+  close(held);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(fs::exists(runs + "/.20260101-000000-aaaa"));
+  EXPECT_FALSE(fs::exists(runs + "/.20260101-000000-bbbb"));
+  EXPECT_TRUE(fs::exists(runs + "/.20260101-000000-held/events.jsonl"));
+  EXPECT_TRUE(fs::exists(runs + "/.20260101-000000-new/events.jsonl"));
+  size_t placed = 0;
+  for (const auto& e : fs::directory_iterator(runs)) {
+    if (e.path().filename().string()[0] != '.') ++placed;
+  }
+  EXPECT_EQ(placed, 1u) << "the run itself";
+  Output listed = RunCommand({CORRAL_BIN, "runs", "--repo", repo_.path()});
+  EXPECT_EQ(listed.out.find(".2026"), std::string::npos) << listed.out;
 }
 
 TEST_F(RunTest, TheAgentCannotReachTheMainRepository) {
