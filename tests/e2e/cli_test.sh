@@ -113,4 +113,18 @@ contains "the refusal says what the host lacks (or that VMs are not started yet)
 check "demo" 0 "$corral" demo
 contains "demo" out "corral demo: every fence held."
 
+# A workspace that is not a git repository gets a .git placeholder for the protected
+# .git/config and .git/hooks while the sandbox runs; a kill -9 of corral still removes it (the
+# helper ends the sandbox, then the placeholder).
+mkdir "$scratch/plainws"
+"$corral" exec --cwd "$scratch/plainws" -- sleep 59.7 &
+exec_pid=$!
+for _ in $(seq 100); do [ -d "$scratch/plainws/.git" ] && break; sleep 0.05; done
+check "the placeholder is there while the sandbox runs" 0 test -d "$scratch/plainws/.git"
+kill -9 "$exec_pid"
+wait "$exec_pid" 2>/dev/null
+for _ in $(seq 100); do [ -e "$scratch/plainws/.git" ] || break; sleep 0.05; done
+check "after a kill -9 of corral, no placeholder is left" 1 test -e "$scratch/plainws/.git"
+check "and no sandbox either" 1 pgrep -f "^sleep 59.7$"
+
 finish
