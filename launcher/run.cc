@@ -1064,7 +1064,7 @@ void RemoveAbandonedStaging(const std::string& runs_dir) {
   auto now = fs::file_time_type::clock::now();
   for (const fs::directory_entry& e : fs::directory_iterator(runs_dir, ec)) {
     std::string name = e.path().filename().string();
-    if (name.size() < 2 || name[0] != '.' || !e.is_directory(ec)) continue;
+    if (name.size() < 2 || name[0] != '.' || e.is_symlink(ec) || !e.is_directory(ec)) continue;
     auto mtime = fs::last_write_time(e.path(), ec);
     if (ec || now - mtime < std::chrono::minutes(1)) continue;
     int fd = open((e.path() / "lock").c_str(), O_RDWR | O_CLOEXEC);
