@@ -18,8 +18,9 @@ constexpr const char* kUid = "1000";
 constexpr int kProxyUid = 1001;  // the egress proxy sidecar's
 constexpr const char* kProxyUrl = "http://127.0.0.1:3128";
 constexpr const char* kPolicyDir = "/etc/corral/policies";
-// secrets.inject: the sidecar writes the CA and the agent's env here; the agent reads them.
-constexpr const char* kInjectDir = "/var/run/corral-inject";
+// The proxy sidecar writes the agent's env here once it listens (and for secrets.inject the
+// CA); the agent's container mounts it read-only.
+constexpr const char* kAgentDir = "/var/run/corral-proxy";
 
 bool IsLabel(const std::string& s) {
   if (s.empty() || s.size() > 63 || s.front() == '-' || s.back() == '-') return false;
@@ -213,18 +214,18 @@ std::string TaskScript(size_t setup_argc, size_t agent_argc) {
        "all_proxy=\"$CORRAL_PROXY\"\n"
        "     export NO_PROXY=localhost,127.0.0.1,::1 no_proxy=localhost,127.0.0.1,::1\n"
        "   fi\n"
-       "   if [ -n \"${CORRAL_INJECT_DIR:-}\" ]; then\n"
+       "   if [ -n \"${CORRAL_PROXY_DIR:-}\" ]; then\n"
        "     n=0\n"
-       "     while [ ! -f \"$CORRAL_INJECT_DIR/env\" ]; do\n"
-       "       if [ -f \"$CORRAL_INJECT_DIR/error\" ]; then cat \"$CORRAL_INJECT_DIR/error\" >&2; exit 125; fi\n"
+       "     while [ ! -f \"$CORRAL_PROXY_DIR/env\" ]; do\n"
+       "       if [ -f \"$CORRAL_PROXY_DIR/error\" ]; then cat \"$CORRAL_PROXY_DIR/error\" >&2; exit 125; fi\n"
        "       n=`expr $n + 1`\n"
        "       if [ $n -gt 600 ]; then\n"
-       "         echo \"corral: the egress proxy wrote no $CORRAL_INJECT_DIR/env in 60 s\" >&2\n"
+       "         echo \"corral: the egress proxy wrote no $CORRAL_PROXY_DIR/env in 60 s\" >&2\n"
        "         exit 125\n"
        "       fi\n"
        "       sleep 0.1 2>/dev/null || sleep 1\n"
        "     done\n"
-       "     . \"$CORRAL_INJECT_DIR/env\"\n"
+       "     . \"$CORRAL_PROXY_DIR/env\"\n"
        "   fi\n"
        "   exec" +
        Words("CORRAL_ARGV_", agent_argc) +
@@ -370,13 +371,12 @@ std::vector<json> ArgoManifests(const ArgoInput& in) {
                     {"valueFrom", {{"secretKeyRef", {{"name", in.secret}, {"key", s}}}}}});
     }
     if (proxied) env.push_back({{"name", "CORRAL_PROXY"}, {"value", kProxyUrl}});
-    // secrets.inject: the values go to the sidecar alone; the agent gets the placeholders and
-    // the CA that the sidecar writes to a volume of the pod, read-only here.
-    bool injected = proxied && !pol.secrets.inject.empty();
+    // The sidecar says it is ready in a volume of the pod, read-only here. For secrets.inject
+    // the values go to the sidecar alone; the agent gets the placeholders and the CA there.
     json main_mounts = {Mount("work", "/work"), Mount("tmp", "/tmp")};
-    if (injected) {
-      env.push_back({{"name", "CORRAL_INJECT_DIR"}, {"value", kInjectDir}});
-      main_mounts.push_back(Mount("inject", kInjectDir, true));
+    if (proxied) {
+      env.push_back({{"name", "CORRAL_PROXY_DIR"}, {"value", kAgentDir}});
+      main_mounts.push_back(Mount("proxy", kAgentDir, true));
     }
 
     json seccomp = {{"type", "Localhost"}, {"localhostProfile", LocalhostProfile(pol, t.policy_sha256)}};
@@ -433,17 +433,17 @@ std::vector<json> ArgoManifests(const ArgoInput& in) {
       // (the values of secrets.inject) even where the pod's containers share their processes.
       sidecar["securityContext"]["runAsUser"] = kProxyUid;
       sidecar["securityContext"]["runAsGroup"] = kProxyUid;
-      if (injected) {
-        sidecar["command"].push_back("--inject-dir");
-        sidecar["command"].push_back(kInjectDir);
+      sidecar["command"].push_back("--agent-dir");
+      sidecar["command"].push_back(kAgentDir);
+      sidecar["volumeMounts"].push_back(Mount("proxy", kAgentDir));
+      tmpl["volumes"].push_back(Volume("proxy"));
+      if (!pol.secrets.inject.empty()) {
         json secrets = json::array();
         for (const auto& [s, hosts] : pol.secrets.inject) {
           secrets.push_back(
               {{"name", s}, {"valueFrom", {{"secretKeyRef", {{"name", in.secret}, {"key", s}}}}}});
         }
         sidecar["env"] = secrets;
-        sidecar["volumeMounts"].push_back(Mount("inject", kInjectDir));
-        tmpl["volumes"].push_back(Volume("inject"));
       }
       tmpl["sidecars"] = json::array({sidecar});
     }

@@ -3,12 +3,13 @@
 // container shares the pod's loopback and gets HTTP(S)_PROXY pointing here. Every connection,
 // allowed or refused, is one JSON line on stdout (the pod's log), as "net" records of a run.
 //
-// With secrets.inject the proxy holds the values (from its environment or --secrets-file) and
-// the pod's agent only placeholders: the proxy makes the CA, writes it and a CA bundle to
-// --inject-dir (a volume the agent's container mounts read-only), and last, once it listens,
-// `env` there: the variables the agent needs (the placeholders, the trust variables), as shell
-// assignments the pod's script sources. A failure is written there as `error` instead, which
-// the script shows and stops at.
+// --agent-dir DIR (a volume the agent's container mounts read-only) is how the agent's side
+// learns that the proxy is ready: once it listens, the proxy writes `env` there, the shell
+// assignments the agent needs, which the pod's script waits for and sources; a failure is
+// written there as `error` instead, which the script shows and stops at. With secrets.inject
+// the proxy holds the values (from its environment or --secrets-file) and the agent only
+// placeholders: the proxy makes the CA and writes it and a CA bundle there too, and `env` holds
+// the placeholders and the trust variables.
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -34,7 +35,7 @@ struct ProxyOptions {
   std::string policy;
   uint16_t port = kProxyPort;
   std::string name = "proxy";
-  std::string inject_dir;
+  std::string agent_dir;
   std::string secrets_file;
 };
 
@@ -48,7 +49,7 @@ std::expected<void, std::string> WriteWhole(const std::string& dir, const std::s
   if (r && rename(tmp.c_str(), path.c_str()) != 0) r = sandbox::ErrnoError("rename");
   if (!r) {
     unlink(tmp.c_str());
-    return std::unexpected("--inject-dir " + dir + ": cannot write " + file + ": " +
+    return std::unexpected("--agent-dir " + dir + ": cannot write " + file + ": " +
                            r.error().message);
   }
   return {};
@@ -56,16 +57,16 @@ std::expected<void, std::string> WriteWhole(const std::string& dir, const std::s
 
 // What the agent's environment needs for secrets.inject, as shell assignments.
 std::string AgentEnv(const std::map<std::string, std::string>& env) {
-  std::string text = "# Written by corral proxy for secrets.inject.\n";
+  std::string text = "# Written by corral proxy once it listened: the agent's environment.\n";
   for (const auto& [name, value] : env) text += "export " + name + "=" + ShellQuote(value) + "\n";
   return text;
 }
 
 int Serve(const ProxyOptions& o) {
   // Bad input, said on stderr and, for the agent's script that waits for `env`, as `error` in
-  // --inject-dir.
+  // --agent-dir.
   auto fail = [&o](const std::string& message) {
-    if (!o.inject_dir.empty()) (void)WriteWhole(o.inject_dir, "error", "corral proxy: " + message + "\n");
+    if (!o.agent_dir.empty()) (void)WriteWhole(o.agent_dir, "error", "corral proxy: " + message + "\n");
     return BadInput(message);
   };
   auto policy = LoadPolicy(o.policy);
@@ -76,8 +77,8 @@ int Serve(const ProxyOptions& o) {
   }
   std::unique_ptr<Injector> injector;
   if (!policy->secrets.inject.empty()) {
-    if (o.inject_dir.empty()) {
-      return fail("--inject-dir: needed, since " + o.policy +
+    if (o.agent_dir.empty()) {
+      return fail("--agent-dir: needed, since " + o.policy +
                   " has secrets.inject (the agent's side of the CA and the placeholders go there)");
     }
     // The values stay in this process: no process of the same user may read its environment
@@ -87,11 +88,9 @@ int Serve(const ProxyOptions& o) {
     if (!o.secrets_file.empty()) {
       if (auto r = host.LoadSecretsFile(o.secrets_file); !r) return fail(r.error());
     }
-    auto made = Injector::Create({&*policy}, host, o.inject_dir);
+    auto made = Injector::Create({&*policy}, host, o.agent_dir);
     if (!made) return fail(o.policy + ": " + made.error());
     injector = std::move(*made);
-  } else if (!o.inject_dir.empty()) {
-    return fail("--inject-dir: " + o.policy + " has no secrets.inject");
   }
   // Blocked before any thread starts, so only sigwait below sees them.
   sigset_t stop;
@@ -115,8 +114,10 @@ int Serve(const ProxyOptions& o) {
   if (injector) injector->Apply(*policy, &client);
   uint64_t id = proxy.Serve(*listener, std::move(client));
   // Last, once it listens: the agent's script starts the agent when `env` appears.
-  if (injector) {
-    if (auto r = WriteWhole(o.inject_dir, "env", AgentEnv(injector->Env(*policy))); !r) {
+  if (!o.agent_dir.empty()) {
+    std::map<std::string, std::string> env;
+    if (injector) env = injector->Env(*policy);
+    if (auto r = WriteWhole(o.agent_dir, "env", AgentEnv(env)); !r) {
       proxy.Stop(id);
       return fail(r.error());
     }
@@ -137,8 +138,8 @@ std::function<int()> DefineProxy(CLI::App* app) {
       ->required();
   app->add_option("--port", o->port, "The port on 127.0.0.1 to listen on (default: 3128)");
   app->add_option("--name", o->name, "Who the clients are, in the records (default: proxy)");
-  app->add_option("--inject-dir", o->inject_dir,
-                  "For secrets.inject: where to write the CA, a CA bundle and the agent's env");
+  app->add_option("--agent-dir", o->agent_dir,
+                  "Where to write the agent's env once listening (and for secrets.inject the CA)");
   app->add_option("--secrets-file", o->secrets_file,
                   "NAME=value lines (mode 0600) with the values of secrets.inject");
   return [o] { return Serve(*o); };

@@ -8,7 +8,7 @@ then the exit handler. Suspend templates (approvals) are resumed at once.
 
 Each pod's volumes are folders under ROOT/POD/ (a configMap volume holds the ConfigMap's keys
 as files), and a container's paths under its volume mounts are mapped there: CORRAL_WORK,
-CORRAL_OUTPUT, CORRAL_INPUTS, CORRAL_INJECT_DIR and HOME in the environment, and the sidecars'
+CORRAL_OUTPUT, CORRAL_INPUTS, CORRAL_PROXY_DIR and HOME in the environment, and the sidecars'
 arguments. Each container's output is kept whole in ROOT/POD/CONTAINER.stdout and .stderr.
 Sidecars (`corral proxy`, run as --corral) start with the main container and get
 SIGTERM when it ends, as Argo does; since all pods share this host's loopback, each sidecar
@@ -110,7 +110,7 @@ def main():
         c = tmpl["container"]
         local = mapper(c, vols)
         env = environment(c, params)
-        for k in ("HOME", "CORRAL_WORK", "CORRAL_OUTPUT", "CORRAL_INPUTS", "CORRAL_INJECT_DIR"):
+        for k in ("HOME", "CORRAL_WORK", "CORRAL_OUTPUT", "CORRAL_INPUTS", "CORRAL_PROXY_DIR"):
             if k in env:
                 env[k] = local(env[k])
         sidecars = []

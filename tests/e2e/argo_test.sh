@@ -160,11 +160,15 @@ assert "sidecars" not in t["schema"]
 # to a volume that the agent's container mounts read-only.
 inj = t["inject"]
 sidecar = inj["sidecars"][0]
-assert sidecar["command"][-2:] == ["--inject-dir", "/var/run/corral-inject"], sidecar
+for s in (sidecar, t["model"]["sidecars"][0]):
+    assert s["command"][-2:] == ["--agent-dir", "/var/run/corral-proxy"], s
+    assert {"name": "proxy", "mountPath": "/var/run/corral-proxy"} in s["volumeMounts"], s
+for name in ("inject", "model"):
+    assert {"name": "proxy", "mountPath": "/var/run/corral-proxy", "readOnly": True} in t[name]["container"]["volumeMounts"]
+    assert {"name": "proxy", "emptyDir": {}} in t[name]["volumes"]
+    assert {"name": "CORRAL_PROXY_DIR", "value": "/var/run/corral-proxy"} in t[name]["container"]["env"]
+assert "volumes" not in t["schema"] or {"name": "proxy", "emptyDir": {}} not in t["schema"]["volumes"]
 assert sidecar["env"] == [{"name": "API_KEY", "valueFrom": {"secretKeyRef": {"name": "corral-secrets", "key": "API_KEY"}}}], sidecar
-assert {"name": "inject", "mountPath": "/var/run/corral-inject"} in sidecar["volumeMounts"]
-assert {"name": "inject", "mountPath": "/var/run/corral-inject", "readOnly": True} in inj["container"]["volumeMounts"]
-assert {"name": "inject", "emptyDir": {}} in inj["volumes"]
 assert not [e for e in inj["container"]["env"] if e["name"] == "API_KEY" or "secretKeyRef" in e.get("valueFrom", {})], inj["container"]["env"]
 assert "env" not in t["model"]["sidecars"][0], "a sidecar without secrets.inject holds no secret"
 for s in (sidecar, t["model"]["sidecars"][0]):
@@ -242,7 +246,7 @@ check "the API got the value" 0 grep -qxF "/index.html?argo Bearer $inject_value
 check "the agent held a placeholder" 0 \
   bash -c "git show corral/wf-test/inject:key.txt | grep -qxE 'corral-inject-API_KEY-[0-9a-f]{24}'"
 check "the agent's environment trusts the sidecar's CA" 0 \
-  bash -c "git show corral/wf-test/inject:env.txt | grep -qx 'SSL_CERT_FILE=.*/inject/ca-bundle.pem'"
+  bash -c "git show corral/wf-test/inject:env.txt | grep -qx 'SSL_CERT_FILE=.*/proxy/ca-bundle.pem'"
 if git grep -qF "$inject_value" $(git for-each-ref --format='%(refname)') -- ||
   grep -rqF "$inject_value" "$scratch/pods" "$scratch/pods.json"; then
   failed=$((failed + 1))
@@ -276,10 +280,14 @@ for _ in $(seq 50); do [ -s "$scratch/port" ] && break; sleep 0.1; done
 port=$(cat "$scratch/port")
 proxy_port=$((20000 + RANDOM % 20000))
 printf 'name = "sidecar"\n[network]\negress = ["localhost:%s"]\n' "$port" >"$scratch/sidecar.toml"
+mkdir "$scratch/agent"
 "$corral" proxy --policy "$scratch/sidecar.toml" --port "$proxy_port" --name t1 \
-  >"$scratch/proxy.out" 2>"$scratch/proxy.err" &
+  --agent-dir "$scratch/agent" >"$scratch/proxy.out" 2>"$scratch/proxy.err" &
 proxy_pid=$!
-for _ in $(seq 50); do grep -q "on 127.0.0.1" "$scratch/proxy.err" 2>/dev/null && break; sleep 0.1; done
+# It is ready when it wrote the agent's env, which without secrets.inject sets nothing.
+for _ in $(seq 50); do [ -f "$scratch/agent/env" ] && break; sleep 0.1; done
+check "the sidecar says it listens" 0 grep -q "on 127.0.0.1:$proxy_port" "$scratch/proxy.err"
+check "and wrote the agent's env, which sets nothing here" 1 grep -v '^#' "$scratch/agent/env"
 check "an allowed host through the sidecar" 0 curl -sf --proxy "http://127.0.0.1:$proxy_port" \
   "http://localhost:$port/hello.txt"
 contains "the server answered" out hello
@@ -297,15 +305,13 @@ contains "the refusal is recorded" out '"decision":"refused"'
 contains "records name the client" out '"task":"t1"'
 check "the proxy needs an allow-list" 2 "$corral" proxy --policy default.toml
 contains "and says so" err "network.egress is not an allow-list"
-check "secrets.inject needs --inject-dir" 2 env API_KEY=x "$corral" proxy --policy injecting.toml
-contains "and names the flag" err "--inject-dir: needed, since injecting.toml has secrets.inject"
+check "secrets.inject needs --agent-dir" 2 env API_KEY=x "$corral" proxy --policy injecting.toml
+contains "and names the flag" err "--agent-dir: needed, since injecting.toml has secrets.inject"
 mkdir "$scratch/inj"  # as a pod's emptyDir
 check "secrets.inject needs the value" 2 env -u API_KEY "$corral" proxy --policy injecting.toml \
-  --inject-dir "$scratch/inj"
+  --agent-dir "$scratch/inj"
 contains "and names the key" err "injecting.toml: secrets.inject.API_KEY: is not set in corral's environment or --secrets-file"
 cp "$scratch/inj/error" "$scratch/out"
-contains "and says it to the agent's script in --inject-dir" out "corral proxy: injecting.toml: secrets.inject.API_KEY: is not set"
+contains "and says it to the agent's script in --agent-dir" out "corral proxy: injecting.toml: secrets.inject.API_KEY: is not set"
 check "and leaves it no env to start the agent with" 1 test -e "$scratch/inj/env"
-check "--inject-dir without secrets.inject" 2 "$corral" proxy --policy "$scratch/sidecar.toml" --inject-dir "$scratch/inj"
-contains "is refused by name" err "--inject-dir: $scratch/sidecar.toml has no secrets.inject"
 finish
