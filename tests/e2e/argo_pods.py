@@ -13,12 +13,13 @@ arguments. Each container's output is kept whole in ROOT/POD/CONTAINER.stdout an
 Sidecars (`corral proxy`, run as --corral) start with the main container and get
 SIGTERM when it ends, as Argo does; since all pods share this host's loopback, each sidecar
 listens on a free port (an added --port) and CORRAL_PROXY is pointed at it. --sidecar-env adds
-a variable to the sidecars' environment (the trust store of their image). Read-only mounts are
+a variable to the sidecars' environment (the trust store of their image); --sidecar-delay S
+starts them S seconds after the main container (Argo promises no order). Read-only mounts are
 not enforced here. It prints one JSON object: each task's exit status, what its sidecars
 printed, and what the exit handler printed.
 
     argo_pods.py MANIFEST.jsonl ROOT [--secret NAME=VALUE]... [--workflow-name NAME]
-                 [--corral PATH] [--sidecar-env NAME=VALUE]...
+                 [--corral PATH] [--sidecar-env NAME=VALUE]... [--sidecar-delay S]
 """
 import json
 import os
@@ -31,7 +32,7 @@ import sys
 
 def main():
     manifest, root = sys.argv[1], sys.argv[2]
-    secrets, wf_name, corral, sidecar_env = {}, "wf-test", "corral", {}
+    secrets, wf_name, corral, sidecar_env, delay = {}, "wf-test", "corral", {}, "0"
     rest = sys.argv[3:]
     while rest:
         if rest[0] == "--secret":
@@ -41,6 +42,8 @@ def main():
             wf_name = rest[1]
         elif rest[0] == "--corral":
             corral = rest[1]
+        elif rest[0] == "--sidecar-delay":
+            delay = rest[1]
         elif rest[0] == "--sidecar-env":
             k, v = rest[1].split("=", 1)
             sidecar_env[k] = v
@@ -119,6 +122,7 @@ def main():
             port = free_port()
             cmd = [corral if i == 0 and a == "corral" else sc_local(a)
                    for i, a in enumerate(sc["command"])] + ["--port", str(port)]
+            cmd = ["sh", "-c", 'sleep "$0" && exec "$@"', delay] + cmd
             sc_env = environment(sc, params)
             sc_env.update(sidecar_env)
             if "CORRAL_PROXY" in env:

@@ -202,7 +202,7 @@ done
 # The pods, run as Argo would.
 check "the workflow's pods run" 0 python3 "$src/tests/e2e/argo_pods.py" "$scratch/wf.jsonl" \
   "$scratch/pods" --secret DEPLOY_TOKEN=s3cret --secret API_KEY=$inject_value --corral "$corral" \
-  --sidecar-env SSL_CERT_FILE="$scratch/cert.pem"
+  --sidecar-env SSL_CERT_FILE="$scratch/cert.pem" --sidecar-delay 1
 cp "$scratch/out" "$scratch/pods.json"
 check "each task ends as a run's would" 0 python3 - "$scratch/pods.json" <<'EOF'
 import json, sys
