@@ -66,7 +66,9 @@ int Serve(const ProxyOptions& o) {
   // Bad input, said on stderr and, for the agent's script that waits for `env`, as `error` in
   // --agent-dir.
   auto fail = [&o](const std::string& message) {
-    if (!o.agent_dir.empty()) (void)WriteWhole(o.agent_dir, "error", "corral proxy: " + message + "\n");
+    if (!o.agent_dir.empty()) {
+      (void)WriteWhole(o.agent_dir, "error", "corral proxy: " + message + "\n");
+    }
     return BadInput(message);
   };
   auto policy = LoadPolicy(o.policy);
