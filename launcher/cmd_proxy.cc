@@ -71,6 +71,11 @@ int Serve(const ProxyOptions& o) {
     }
     return BadInput(message);
   };
+  if (!o.agent_dir.empty()) {
+    // A restarted sidecar's: what the last one wrote says nothing of this one.
+    unlink((o.agent_dir + "/env").c_str());
+    unlink((o.agent_dir + "/error").c_str());
+  }
   auto policy = LoadPolicy(o.policy);
   if (!policy) return fail(policy.error());
   if (policy->network.egress != policy::EgressKind::kAllowList) {

@@ -1,5 +1,6 @@
 #include "launcher/run.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <pwd.h>
@@ -20,6 +21,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "launcher/commands.h"
@@ -1056,22 +1058,84 @@ std::expected<int, std::string> HoldSandboxes(const std::string& run_dir) {
   return fd;
 }
 
+// A run id as NewRunId makes them: YYYYMMDD-HHMMSS-xxxx.
+bool IsRunId(std::string_view id) {
+  if (id.size() != 20 || id[8] != '-' || id[15] != '-') return false;
+  for (size_t i = 0; i < id.size(); ++i) {
+    if (i == 8 || i == 15) continue;
+    char c = id[i];
+    bool hex = (c >= '0' && c <= '9') || (i > 15 && c >= 'a' && c <= 'f');
+    if (!hex) return false;
+  }
+  return true;
+}
+
+// Removes `runs_dir`/`name`, a hidden run folder, if it holds only what a corral puts there
+// before its run-start record is on disk (lock, sandboxes.lock, events.jsonl, an empty logs/):
+// through descriptors, never following a symlink.
+void RemoveStaging(int runs_fd, const std::string& name) {
+  int fd = openat(runs_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return;
+  DIR* dir = fdopendir(fd);
+  if (!dir) {
+    close(fd);
+    return;
+  }
+  static const std::set<std::string> kFiles = {"lock", "sandboxes.lock", "events.jsonl"};
+  std::vector<std::string> files;
+  bool logs = false, other = false;
+  while (const dirent* d = readdir(dir)) {
+    std::string entry = d->d_name;
+    if (entry == "." || entry == "..") continue;
+    struct stat st;
+    if (fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      other = true;
+    } else if (kFiles.count(entry) && S_ISREG(st.st_mode)) {
+      files.push_back(entry);
+    } else if (entry == "logs" && S_ISDIR(st.st_mode)) {
+      logs = true;
+    } else {
+      other = true;
+    }
+  }
+  // Anything else, or a logs/ with something in it: not a folder this sweep may remove.
+  if (!other && (!logs || unlinkat(dirfd(dir), "logs", AT_REMOVEDIR) == 0)) {
+    for (const std::string& f : files) unlinkat(dirfd(dir), f.c_str(), 0);
+    unlinkat(runs_fd, name.c_str(), AT_REMOVEDIR);
+  }
+  closedir(dir);
+}
+
 // The hidden run folders (".<run>") that killed corrals left while they made them: their lock is
-// free and they are older than a minute (a corral making one takes its lock at once). They hold
-// no work: a run's tasks start only after its folder was renamed into place.
-void RemoveAbandonedStaging(const std::string& runs_dir) {
-  std::error_code ec;
-  auto now = fs::file_time_type::clock::now();
-  for (const fs::directory_entry& e : fs::directory_iterator(runs_dir, ec)) {
-    std::string name = e.path().filename().string();
-    if (name.size() < 2 || name[0] != '.' || e.is_symlink(ec) || !e.is_directory(ec)) continue;
-    auto mtime = fs::last_write_time(e.path(), ec);
-    if (ec || now - mtime < std::chrono::minutes(1)) continue;
-    int fd = open((e.path() / "lock").c_str(), O_RDWR | O_CLOEXEC);
+// free and they are a minute older than `own`, this corral's hidden folder, which it made and
+// locked just now (so both times come from the file system's clock). They hold no work: a
+// run's tasks start only after its folder was renamed into place.
+void RemoveAbandonedStaging(const std::string& runs_dir, const std::string& own) {
+  struct stat mine;
+  if (stat((runs_dir + "/" + own).c_str(), &mine) != 0) return;
+  int runs_fd = open(runs_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (runs_fd < 0) return;
+  DIR* runs = fdopendir(runs_fd);
+  if (!runs) {
+    close(runs_fd);
+    return;
+  }
+  std::vector<std::string> abandoned;
+  while (const dirent* d = readdir(runs)) {
+    std::string name = d->d_name;
+    if (name == own || name.size() < 2 || name[0] != '.' || !IsRunId(name.substr(1))) continue;
+    struct stat st;
+    if (fstatat(runs_fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) continue;
+    if (mine.st_mtim.tv_sec - st.st_mtim.tv_sec < 60) continue;
+    abandoned.push_back(name);
+  }
+  for (const std::string& name : abandoned) {
+    int fd = openat(runs_fd, (name + "/lock").c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno != ENOENT) continue;
-    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0) fs::remove_all(e.path(), ec);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0) RemoveStaging(runs_fd, name);
     if (fd >= 0) close(fd);
   }
+  closedir(runs);
 }
 
 void BlockStopSignals() {
@@ -1127,12 +1191,22 @@ int RunPlan(const RunRequest& request) {
   // A run exists once its run-start record is on disk: the run directory is made whole under a
   // hidden name and renamed into place (a kill before that leaves no run to resume, only the
   // hidden folder, which no command lists). The locks are held through descriptors.
-  std::string run_id = NewRunId();
-  std::string run_dir = repo->common_dir() + "/corral/runs/" + run_id;
-  std::string staging = repo->common_dir() + "/corral/runs/." + run_id;
+  std::string runs_dir = repo->common_dir() + "/corral/runs";
+  std::string run_id, run_dir, staging;
   std::error_code ec;
-  fs::create_directories(staging + "/logs", ec);
-  if (ec) return BadInput("create " + staging + ": " + ec.message());
+  fs::create_directories(runs_dir, ec);
+  if (ec) return BadInput("create " + runs_dir + ": " + ec.message());
+  // The hidden folder is this corral's alone: another one that picked the same id (in the same
+  // second) draws again.
+  for (int tries = 0;; ++tries) {
+    run_id = NewRunId();
+    run_dir = runs_dir + "/" + run_id;
+    staging = runs_dir + "/." + run_id;
+    bool taken = fs::exists(run_dir, ec);
+    if (!taken && mkdir(staging.c_str(), 0755) == 0) break;
+    if (!taken && errno != EEXIST) return BadInput(Errno("create " + staging));
+    if (tries >= 100) return BadInput("create " + staging + ": every run id drawn was taken");
+  }
   // Until the rename, a failure leaves nothing behind.
   struct RemoveUnlessPlaced {
     const std::string& dir;
@@ -1142,11 +1216,12 @@ int RunPlan(const RunRequest& request) {
       if (!placed) fs::remove_all(dir, ignored);
     }
   } remove_staging{staging};
-  RemoveAbandonedStaging(repo->common_dir() + "/corral/runs");
+  if (mkdir((staging + "/logs").c_str(), 0755) != 0) return BadInput(Errno("create " + staging));
   auto lock = LockRun(staging);
   if (!lock) return BadInput(lock.error());
   auto sandboxes = HoldSandboxes(staging);
   if (!sandboxes) return BadInput(sandboxes.error());
+  RemoveAbandonedStaging(runs_dir, "." + run_id);
   auto log = EventLog::Create(staging + "/events.jsonl", run_id, &*key);
   if (!log) return BadInput(log.error());
   char hostname[256] = {};

@@ -280,14 +280,17 @@ for _ in $(seq 50); do [ -s "$scratch/port" ] && break; sleep 0.1; done
 port=$(cat "$scratch/port")
 proxy_port=$((20000 + RANDOM % 20000))
 printf 'name = "sidecar"\n[network]\negress = ["localhost:%s"]\n' "$port" >"$scratch/sidecar.toml"
+# What a previous sidecar of the pod left (a container restarted in the same pod).
 mkdir "$scratch/agent"
+echo "export STALE=1" >"$scratch/agent/env"
+echo "corral proxy: stale" >"$scratch/agent/error"
 "$corral" proxy --policy "$scratch/sidecar.toml" --port "$proxy_port" --name t1 \
   --agent-dir "$scratch/agent" >"$scratch/proxy.out" 2>"$scratch/proxy.err" &
 proxy_pid=$!
-# It is ready when it wrote the agent's env, which without secrets.inject sets nothing.
-for _ in $(seq 50); do [ -f "$scratch/agent/env" ] && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q "on 127.0.0.1" "$scratch/proxy.err" 2>/dev/null && break; sleep 0.1; done
 check "the sidecar says it listens" 0 grep -q "on 127.0.0.1:$proxy_port" "$scratch/proxy.err"
-check "and wrote the agent's env, which sets nothing here" 1 grep -v '^#' "$scratch/agent/env"
+check "and wrote the agent's env anew, which sets nothing here" 1 grep -v '^#' "$scratch/agent/env"
+check "and no stale error is left" 1 test -e "$scratch/agent/error"
 check "an allowed host through the sidecar" 0 curl -sf --proxy "http://127.0.0.1:$proxy_port" \
   "http://localhost:$port/hello.txt"
 contains "the server answered" out hello

@@ -117,14 +117,19 @@ contains "demo" out "corral demo: every fence held."
 # .git/config and .git/hooks while the sandbox runs; a kill -9 of corral still removes it (the
 # helper ends the sandbox, then the placeholder).
 mkdir "$scratch/plainws"
-"$corral" exec --cwd "$scratch/plainws" -- sleep 59.7 &
+marker="59.$$"  # this test's sandbox alone
+"$corral" exec --cwd "$scratch/plainws" -- sleep "$marker" &
 exec_pid=$!
-for _ in $(seq 100); do [ -d "$scratch/plainws/.git" ] && break; sleep 0.05; done
+for _ in $(seq 600); do pgrep -f "^sleep $marker\$" >/dev/null && break; sleep 0.05; done
+check "the sandbox runs" 0 pgrep -f "^sleep $marker\$"
 check "the placeholder is there while the sandbox runs" 0 test -d "$scratch/plainws/.git"
 kill -9 "$exec_pid"
 wait "$exec_pid" 2>/dev/null
-for _ in $(seq 100); do [ -e "$scratch/plainws/.git" ] || break; sleep 0.05; done
+for _ in $(seq 600); do
+  [ -e "$scratch/plainws/.git" ] || pgrep -f "^sleep $marker\$" >/dev/null || break
+  sleep 0.05
+done
 check "after a kill -9 of corral, no placeholder is left" 1 test -e "$scratch/plainws/.git"
-check "and no sandbox either" 1 pgrep -f "^sleep 59.7$"
+check "and no sandbox either" 1 pgrep -f "^sleep $marker\$"
 
 finish

@@ -203,7 +203,8 @@ TEST_F(RunTest, BadPlansCreateNothing) {
 
 TEST_F(RunTest, HiddenFoldersOfKilledCorralsAreRemovedAndOnlyThose) {
   // What a corral killed while it made its run folder leaves: ".<run>" with a free lock (or
-  // none yet). One still held, or made less than a minute ago, belongs to a corral at work.
+  // none yet), an event log and an empty logs/. One still held, made less than a minute ago,
+  // holding anything else, not named as a run, or a symlink, is not the sweep's.
   std::string runs = repo_.path() + "/.git/corral/runs";
   auto make = [&](const std::string& name, bool lock, bool old) {
     fs::create_directories(runs + "/" + name + "/logs");
@@ -216,9 +217,19 @@ TEST_F(RunTest, HiddenFoldersOfKilledCorralsAreRemovedAndOnlyThose) {
   };
   make(".20260101-000000-aaaa", true, true);
   make(".20260101-000000-bbbb", false, true);
-  make(".20260101-000000-held", true, true);
-  make(".20260101-000000-new", true, false);
-  int held = open((runs + "/.20260101-000000-held/lock").c_str(), O_RDWR | O_CLOEXEC);
+  make(".20260101-000000-cccc", true, true);   // held
+  make(".20260101-000000-dddd", true, false);  // new
+  make(".20260101-000000-eeee", true, true);   // holds a file of someone's
+  WriteFile(runs + "/.20260101-000000-eeee/notes.txt", "mine\n");
+  fs::last_write_time(runs + "/.20260101-000000-eeee",
+                      fs::file_time_type::clock::now() - std::chrono::minutes(5));
+  make(".mine", false, true);                  // not a run's name
+  ScratchDir outside("corral-outside");
+  fs::create_directories(outside.path() + "/logs");
+  WriteFile(outside.path() + "/events.jsonl", "{}\n");
+  fs::last_write_time(outside.path(), fs::file_time_type::clock::now() - std::chrono::minutes(5));
+  fs::create_directory_symlink(outside.path(), runs + "/.20260101-000000-ffff");
+  int held = open((runs + "/.20260101-000000-cccc/lock").c_str(), O_RDWR | O_CLOEXEC);
   ASSERT_GE(held, 0);
   ASSERT_EQ(flock(held, LOCK_EX), 0);
   Output r = Run(Task("a", "true"));
@@ -226,14 +237,20 @@ TEST_F(RunTest, HiddenFoldersOfKilledCorralsAreRemovedAndOnlyThose) {
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_FALSE(fs::exists(runs + "/.20260101-000000-aaaa"));
   EXPECT_FALSE(fs::exists(runs + "/.20260101-000000-bbbb"));
-  EXPECT_TRUE(fs::exists(runs + "/.20260101-000000-held/events.jsonl"));
-  EXPECT_TRUE(fs::exists(runs + "/.20260101-000000-new/events.jsonl"));
+  EXPECT_TRUE(fs::exists(runs + "/.20260101-000000-cccc/events.jsonl"));
+  EXPECT_TRUE(fs::exists(runs + "/.20260101-000000-dddd/events.jsonl"));
+  EXPECT_TRUE(fs::exists(runs + "/.20260101-000000-eeee/notes.txt"));
+  EXPECT_TRUE(fs::exists(runs + "/.20260101-000000-eeee/events.jsonl"));
+  EXPECT_TRUE(fs::exists(runs + "/.mine/events.jsonl"));
+  EXPECT_TRUE(fs::is_symlink(runs + "/.20260101-000000-ffff"));
+  EXPECT_TRUE(fs::exists(outside.path() + "/events.jsonl"));
   size_t placed = 0;
   for (const auto& e : fs::directory_iterator(runs)) {
     if (e.path().filename().string()[0] != '.') ++placed;
   }
   EXPECT_EQ(placed, 1u) << "the run itself";
   Output listed = RunCommand({CORRAL_BIN, "runs", "--repo", repo_.path()});
+  EXPECT_EQ(listed.status, 0) << listed.err;
   EXPECT_EQ(listed.out.find(".2026"), std::string::npos) << listed.out;
 }
 
