@@ -1088,11 +1088,10 @@ void RemoveStaging(int runs_fd, const std::string& name) {
     std::string entry = d->d_name;
     if (entry == "." || entry == "..") continue;
     struct stat st;
-    if (fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      other = true;
-    } else if (kFiles.count(entry) && S_ISREG(st.st_mode)) {
+    bool known = fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (known && kFiles.count(entry) && S_ISREG(st.st_mode)) {
       files.push_back(entry);
-    } else if (entry == "logs" && S_ISDIR(st.st_mode)) {
+    } else if (known && entry == "logs" && S_ISDIR(st.st_mode)) {
       logs = true;
     } else {
       other = true;
