@@ -10,7 +10,6 @@
 // the proxy holds the values (from its environment or --secrets-file) and the agent only
 // placeholders: the proxy makes the CA and writes it and a CA bundle there too, and `env` holds
 // the placeholders and the trust variables.
-#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -39,23 +38,17 @@ struct ProxyOptions {
   std::string secrets_file;
 };
 
-// `dir`/`file`, whole or not at all (a temporary file renamed over it).
+// `dir`/`file`, whole or not at all.
 std::expected<void, std::string> WriteWhole(const std::string& dir, const std::string& file,
                                             const std::string& text) {
-  std::string path = dir + "/" + file, tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  auto r = fd < 0 ? sandbox::ErrnoError("create") : sandbox::WriteAll(fd, text, "write");
-  if (fd >= 0) close(fd);
-  if (r && rename(tmp.c_str(), path.c_str()) != 0) r = sandbox::ErrnoError("rename");
-  if (!r) {
-    unlink(tmp.c_str());
+  if (auto r = sandbox::ReplaceFile(dir + "/" + file, text); !r) {
     return std::unexpected("--agent-dir " + dir + ": cannot write " + file + ": " +
                            r.error().message);
   }
   return {};
 }
 
-// What the agent's environment needs for secrets.inject, as shell assignments.
+// The agent's environment from the proxy (for secrets.inject), as shell assignments.
 std::string AgentEnv(const std::map<std::string, std::string>& env) {
   std::string text = "# Written by corral proxy once it listened: the agent's environment.\n";
   for (const auto& [name, value] : env) text += "export " + name + "=" + ShellQuote(value) + "\n";

@@ -549,15 +549,8 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
 }
 
 void Runner::WriteReport(const std::string& name, const std::string& content) {
-  std::string path = dir_ + "/" + name, tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  std::expected<void, sandbox::Error> r =
-      fd < 0 ? sandbox::ErrnoError("create") : sandbox::WriteAll(fd, content, "write");
-  if (r && fdatasync(fd) != 0) r = sandbox::ErrnoError("sync");
-  if (fd >= 0) close(fd);
-  if (r && rename(tmp.c_str(), path.c_str()) != 0) r = sandbox::ErrnoError("rename");
-  if (!r) {
-    unlink(tmp.c_str());
+  std::string path = dir_ + "/" + name;
+  if (auto r = sandbox::ReplaceFile(path, content); !r) {
     Warn("corral: cannot write " + path + ": " + r.error().message);
   }
 }
@@ -1189,7 +1182,7 @@ int RunPlan(const RunRequest& request) {
 
   // A run exists once its run-start record is on disk: the run directory is made whole under a
   // hidden name and renamed into place (a kill before that leaves no run to resume, only the
-  // hidden folder, which no command lists). The locks are held through descriptors.
+  // hidden folder, which the next run removes). The locks are held through descriptors.
   std::string runs_dir = repo->common_dir() + "/corral/runs";
   std::string run_id, run_dir, staging;
   std::error_code ec;

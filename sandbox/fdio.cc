@@ -18,6 +18,17 @@ Expected<> WriteFile(const std::string& path, const std::string& content) {
   return {};
 }
 
+Expected<> ReplaceFile(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  Expected<> r = fd < 0 ? ErrnoError("create") : WriteAll(fd, content, "write");
+  if (r && fdatasync(fd) != 0) r = ErrnoError("sync");
+  if (fd >= 0) close(fd);
+  if (r && rename(tmp.c_str(), path.c_str()) != 0) r = ErrnoError("rename");
+  if (!r) unlink(tmp.c_str());
+  return r;
+}
+
 Expected<> WriteAll(int fd, const std::string& data, const std::string& what) {
   size_t done = 0;
   while (done < data.size()) {

@@ -12,6 +12,10 @@ namespace corral::sandbox {
 // (/proc/PID/uid_map, cgroup knobs) require. Errors name the path.
 Expected<> WriteFile(const std::string& path, const std::string& content);
 
+// Replaces the file at `path` with `content` whole or not at all: a temporary file beside it
+// (mode 0644, synced with its data) renamed over it. Errors say which step failed.
+Expected<> ReplaceFile(const std::string& path, const std::string& content);
+
 // Writes all of `data` to `fd`, retrying short writes and EINTR. Errors say `what` failed.
 Expected<> WriteAll(int fd, const std::string& data, const std::string& what);
 
