@@ -317,4 +317,21 @@ contains "and names the key" err "injecting.toml: secrets.inject.API_KEY: is not
 cp "$scratch/inj/error" "$scratch/out"
 contains "and says it to the agent's script in --agent-dir" out "corral proxy: injecting.toml: secrets.inject.API_KEY: is not set"
 check "and leaves it no env to start the agent with" 1 test -e "$scratch/inj/env"
+# The proxy holding a value is not dumpable: a process of the same user (the agent, where the
+# pod's containers share their processes) cannot read its environment. Root reads any process's
+# (CAP_SYS_PTRACE), so this climb is tried by the unprivileged run of the suite.
+if [ "$(id -u)" -ne 0 ]; then
+  mkdir "$scratch/inj2"
+  env API_KEY=$inject_value "$corral" proxy --policy injecting.toml --port "$((20000 + RANDOM % 20000))" \
+    --agent-dir "$scratch/inj2" >/dev/null 2>&1 &
+  inj_pid=$!
+  for _ in $(seq 300); do [ -f "$scratch/inj2/env" ] && break; sleep 0.1; done
+  sleep 30 &
+  control_pid=$!
+  check "the control: another process of this user's environment is readable" 0 \
+    grep -qz PATH= "/proc/$control_pid/environ"
+  check "the proxy's environment, with the value, is not" 2 grep -qz API_KEY= "/proc/$inj_pid/environ"
+  kill $control_pid $inj_pid
+  wait $control_pid $inj_pid 2>/dev/null
+fi
 finish
