@@ -43,7 +43,8 @@ int RunClean(const CleanFlags& f) {
                        : i.action == A::kArchived ? (f.dry_run ? "would archive" : "archived")
                        : i.action == A::kRunning  ? "running"
                                                   : "kept";
-    std::printf("%s %s (%s)\n", verb, i.branch.c_str(), i.reason.c_str());
+    std::printf("%s %s (%s)\n", verb, (i.branch.empty() ? i.path : i.branch).c_str(),
+                i.reason.c_str());
   }
   size_t kept = 0;
   for (const auto& i : *items) kept += i.action == worktree::CleanItem::Action::kKept;

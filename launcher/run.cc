@@ -350,7 +350,10 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
       return fail(reset.error().message);
     }
   } else {
-    ws = repo->CreateWorkspace(run_, id, *start);
+    // The fast path: an overlay on one export of the base, where the agent runs in corral's own
+    // sandbox (a VM's guest sees its workspace through a share, not an overlay).
+    bool overlay = plan_.overlay_workspaces && c.policy.target == policy::Target::kLocal;
+    ws = repo->CreateWorkspace(run_, id, *start, overlay ? base_ : "");
     if (!ws) {
       tracer_->End(worktree_span, ws.error().message);
       return fail(ws.error().message);
@@ -377,6 +380,13 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   }
   auto spec = SpecFromPolicy(c.policy, ws->path, c.task->run, host_);
   if (!spec) return fail(c.task->policy + ": " + spec.error());
+  if (!ws->lower.empty()) {
+    if (c.policy.target != policy::Target::kLocal) {
+      return fail(ws->path + " is an overlay workspace, which only target = \"local\" shows");
+    }
+    spec->workspace_lower = ws->lower;
+    spec->workspace_overlay_work = ws->overlay_work;
+  }
   spec->binds.emplace_back(out_dir, true);
   spec->binds.emplace_back(in_dir, false);
   if (injector_) injector_->Apply(c.policy, &*spec);

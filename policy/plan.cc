@@ -59,7 +59,7 @@ class PlanReader : public internal::TomlReader {
 
  private:
   void ReadRun(const toml::table& run, Plan* plan) const {
-    CheckKeys(run, "run", {"base", "jobs", "into", "setup"});
+    CheckKeys(run, "run", {"base", "jobs", "into", "setup", "workspaces"});
     if (auto base = String(run, "base", "run")) {
       if (base->empty()) Fail(run.get("base")->source(), "run.base", "must name a commit");
       plan->base = *base;
@@ -75,6 +75,13 @@ class PlanReader : public internal::TomlReader {
       }
     }
     if (auto into = String(run, "into", "run")) plan->into = *into;
+    if (auto kind = String(run, "workspaces", "run")) {
+      if (*kind != "worktree" && *kind != "overlay") {
+        Fail(run.get("workspaces")->source(), "run.workspaces",
+             "expected \"worktree\" or \"overlay\", got \"" + *kind + "\"");
+      }
+      plan->overlay_workspaces = *kind == "overlay";
+    }
     bool has_setup = StringArray(run, "setup", "run",
                                  [&](auto&, const std::string& v) { plan->setup.push_back(v); });
     if (has_setup && plan->setup.empty()) {

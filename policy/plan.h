@@ -36,6 +36,9 @@ struct Plan {
   std::optional<int> jobs = 4;  // nullopt: "auto"
   std::string into;             // empty: corral/<run>/merged
   std::vector<std::string> setup;
+  // workspaces = "overlay": each task's worktree is an overlay on one export of the base (the
+  // fast path for big repositories) rather than a checkout of its own ("worktree", the default).
+  bool overlay_workspaces = false;
   std::vector<PlanTask> tasks;
   // Task indices in dependency order, ties in plan order: the merge order of the run.
   std::vector<size_t> order;

@@ -88,13 +88,15 @@ Expected<std::vector<ProtectStep>> PlanProtect(const Spec& spec, const std::stri
   return steps;
 }
 
-enum class Kind { kBind, kDetached, kSymlink, kTmpfs, kProc, kDev };
+enum class Kind { kBind, kDetached, kOverlay, kSymlink, kTmpfs, kProc, kDev };
 
 struct Entry {
   std::string path;  // inside
   Kind kind;
   bool writable = false;
-  int fd = -1;        // kDetached
+  int fd = -1;        // kDetached; kOverlay: the lower folder's, or -1 for host paths
+  int upper_fd = -1;  // kOverlay: the workspace's parent folder's
+  std::string lower, work;  // kOverlay: host paths
   std::string link;   // kSymlink target
   uint64_t size = 0;  // kTmpfs, kDev
   bool kvm = false;   // kDev: with the host's /dev/kvm
@@ -219,6 +221,65 @@ Expected<> MountDev(const std::string& dest, uint64_t shm_size, bool kvm) {
   return SetAttr(dest, k::kMountAttrRdonly | k::kMountAttrNosuid | k::kMountAttrNoexec, false);
 }
 
+// overlayfs splits its options at ',' and lower folders at ':'; a backslash escapes either.
+std::string OverlayPath(const std::string& path) {
+  std::string out;
+  for (char c : path) {
+    if (c == ',' || c == ':' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string Basename(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
+// The workspace as an overlay: Entry::lower below, the workspace's host folder above. With
+// detached (id-mapped) layers they are attached on the staging root first, where overlayfs finds
+// them by path, and detached again once it holds them: nothing but the overlay shows them.
+// Metadata-only copy-up and redirects stay off, so the upper folder holds whole files and plain
+// folders that corral can commit from outside; the whiteouts and opaque marks it also holds are
+// user.overlay.* attributes and 0/0 devices (userxattr: the namespace's root may write those).
+Expected<> MountOverlay(const Entry& e) {
+  std::string dest = kNew + e.path;
+  auto parent = [](const std::string& p) { return p.substr(0, p.rfind('/')); };
+  if (e.work.empty() || parent(e.work) != parent(e.path) || e.work == e.path) {
+    return Fail("overlay of " + e.path + ": its work folder must be beside it");
+  }
+  if (auto r = MountPoint(dest, true); !r) return r;
+  std::string lower = kOld + e.lower, upper = kOld + e.path, work = kOld + e.work;
+  bool staged = e.fd >= 0;
+  if (staged) {
+    if (mkdir("/overlay-lower", 0700) != 0 || mkdir("/overlay-upper", 0700) != 0) {
+      return ErrnoError("mkdir overlay staging");
+    }
+    for (auto [fd, at] :
+         {std::pair{e.fd, "/overlay-lower"}, std::pair{e.upper_fd, "/overlay-upper"}}) {
+      if (syscall(__NR_move_mount, fd, "", AT_FDCWD, at, k::kMoveMountFEmptyPath) != 0) {
+        return ErrnoError("attach overlay layer of " + e.path);
+      }
+    }
+    lower = "/overlay-lower";
+    upper = "/overlay-upper/" + Basename(e.path);
+    work = "/overlay-upper/" + Basename(e.work);
+  }
+  std::string options = "lowerdir=" + OverlayPath(lower) + ",upperdir=" + OverlayPath(upper) +
+                        ",workdir=" + OverlayPath(work) +
+                        ",userxattr,redirect_dir=nofollow,metacopy=off,index=off";
+  int r = mount("overlay", dest.c_str(), "overlay", MS_NOSUID | MS_NODEV, options.c_str());
+  int saved = errno;
+  if (staged) {
+    umount2("/overlay-lower", MNT_DETACH);
+    umount2("/overlay-upper", MNT_DETACH);
+  }
+  if (r != 0) {
+    errno = saved;
+    return ErrnoError("mount the overlay of " + e.path + " on " + e.lower);
+  }
+  uint64_t attrs = k::kMountAttrNosuid | k::kMountAttrNodev;
+  if (!e.writable) attrs |= k::kMountAttrRdonly;
+  return SetAttr(dest, attrs, false);
+}
+
 Expected<> Apply(const Entry& e) {
   std::string dest = kNew + e.path;
   switch (e.kind) {
@@ -236,6 +297,8 @@ Expected<> Apply(const Entry& e) {
       if (!e.writable) attrs |= k::kMountAttrRdonly;
       return SetAttr(dest, attrs, true);
     }
+    case Kind::kOverlay:
+      return MountOverlay(e);
     case Kind::kSymlink: {
       if (auto r = MkdirAll(dest.substr(0, dest.rfind('/'))); !r) return r;
       if (symlink(e.link.c_str(), dest.c_str()) != 0 && errno != EEXIST) {
@@ -374,7 +437,16 @@ Expected<std::vector<int>> OpenBinds(const Spec& spec, int userns_fd) {
     }
     return {};
   };
-  if (auto r = open_one(spec.workspace, true); !r) return fail(std::unexpected(r.error()));
+  if (spec.workspace_lower.empty()) {
+    if (auto r = open_one(spec.workspace, true); !r) return fail(std::unexpected(r.error()));
+  } else {
+    // overlayfs wants the upper and work folders on one mount: their parent's.
+    std::string parent = spec.workspace.substr(0, spec.workspace.rfind('/'));
+    if (auto r = open_one(spec.workspace_lower, true); !r) return fail(std::unexpected(r.error()));
+    if (auto r = open_one(parent.empty() ? "/" : parent, true); !r) {
+      return fail(std::unexpected(r.error()));
+    }
+  }
   for (const Bind& b : spec.binds) {
     if (!b.symlink.empty()) continue;
     if (auto r = open_one(b.path, b.writable); !r) return fail(std::unexpected(r.error()));
@@ -417,7 +489,17 @@ Expected<> BuildRoot(const Spec& spec, const std::vector<int>& detached) {
       entries.emplace_back(path, Kind::kBind, writable);
     }
   };
-  bind(spec.workspace, !spec.workspace_read_only);
+  if (spec.workspace_lower.empty()) {
+    bind(spec.workspace, !spec.workspace_read_only);
+  } else {
+    Entry& e = entries.emplace_back(spec.workspace, Kind::kOverlay, !spec.workspace_read_only);
+    e.lower = spec.workspace_lower;
+    e.work = spec.workspace_overlay_work;
+    if (!detached.empty()) {
+      e.fd = detached.at(next_fd++);
+      e.upper_fd = detached.at(next_fd++);
+    }
+  }
   for (const Bind& b : spec.binds) {
     if (!b.symlink.empty()) {
       entries.emplace_back(b.path, Kind::kSymlink).link = b.symlink;

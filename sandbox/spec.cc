@@ -44,6 +44,8 @@ std::string ToJson(const Spec& s) {
                  {"tmp_size", s.limits.tmp_size},         {"kill_grace", s.limits.kill_grace.count()}};
   json j = {{"argv", s.argv},          {"env", s.env},
             {"workspace", s.workspace}, {"workspace_read_only", s.workspace_read_only},
+            {"workspace_lower", s.workspace_lower},
+            {"workspace_overlay_work", s.workspace_overlay_work},
             {"cwd", s.cwd},
             {"binds", s.binds},        {"protect", s.protect},
             {"hide", s.hide},          {"files", s.files},
@@ -65,6 +67,8 @@ Expected<Spec> SpecFromJson(const std::string& text) {
     j.at("env").get_to(s.env);
     j.at("workspace").get_to(s.workspace);
     j.at("workspace_read_only").get_to(s.workspace_read_only);
+    j.at("workspace_lower").get_to(s.workspace_lower);
+    j.at("workspace_overlay_work").get_to(s.workspace_overlay_work);
     j.at("cwd").get_to(s.cwd);
     j.at("binds").get_to(s.binds);
     j.at("protect").get_to(s.protect);

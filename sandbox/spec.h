@@ -68,6 +68,12 @@ struct Spec {
   std::vector<std::string> env;   // "NAME=value", the complete environment of the command
   std::string workspace;          // absolute host path, same path inside
   bool workspace_read_only = false;
+  // When set, the workspace inside is an overlay: this host folder (a checkout of the base, never
+  // written) below, the workspace's host folder above, holding what the command changed (and
+  // overlayfs's whiteouts for what it deleted). workspace_overlay_work is overlayfs's work
+  // folder, which must be beside the workspace (the same parent folder).
+  std::string workspace_lower;
+  std::string workspace_overlay_work;
   std::string cwd;          // absolute; Default: the workspace
   std::vector<Bind> binds;  // besides the workspace
   std::vector<Protected> protect;

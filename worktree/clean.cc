@@ -5,6 +5,7 @@
 #include <set>
 
 #include "worktree/git_handle.h"
+#include "worktree/overlay.h"
 #include "worktree/tree_diff.h"
 #include "worktree/user_head.h"
 #include "worktree/worktree.h"
@@ -108,6 +109,22 @@ Expected<bool> Dirty(const Workspace& ws) {
   git_status_options_init(&opts, GIT_STATUS_OPTIONS_VERSION);
   opts.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
   opts.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS;
+  // An overlay workspace's folder holds only what changed (overlay.cc): only that is compared.
+  std::vector<std::string> candidates;
+  std::vector<char*> paths;
+  if (!ws.lower.empty()) {
+    git_index* raw_index = nullptr;
+    if (git_repository_index(&raw_index, repo.get()) != 0) return GitError("index of " + ws.path);
+    IndexPtr index(raw_index);
+    auto changes = ReadOverlay(ws.path, ws.lower, index.get(), false);
+    if (!changes) return std::unexpected(changes.error());
+    if (changes->deletions) return true;
+    candidates = std::move(changes->candidates);
+    for (std::string& c : candidates) paths.push_back(c.data());
+    opts.flags |= GIT_STATUS_OPT_DISABLE_PATHSPEC_MATCH;
+    opts.pathspec = {paths.data(), paths.size()};
+    if (paths.empty()) opts.show = GIT_STATUS_SHOW_INDEX_ONLY;
+  }
   git_status_list* list = nullptr;
   if (git_status_list_new(&list, repo.get(), &opts) != 0) return GitError("status of " + ws.path);
   bool dirty = git_status_list_entrycount(list) > 0;
@@ -223,6 +240,15 @@ Expected<std::vector<CleanItem>> Repository::Clean(const CleanOptions& options) 
     // git_reference_delete, not git_branch_delete: corral's branches have no config section, and
     // libgit2 1.5.1 leaks a regex match per config entry while looking for one.
     if (git_reference_delete(branch.get()) != 0) return GitError("delete " + b.name);
+    items.push_back(item);
+  }
+  auto exports = RemoveUnusedExports(common_dir_, options.dry_run);
+  if (!exports) return std::unexpected(exports.error());
+  for (const std::string& path : *exports) {
+    CleanItem item;
+    item.action = CleanItem::Action::kRemoved;
+    item.path = path;
+    item.reason = "an export no workspace uses";
     items.push_back(item);
   }
   return items;

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "worktree/git_handle.h"
+#include "worktree/overlay.h"
 #include "worktree/scan.h"
 #include "worktree/tree_diff.h"
 #include "worktree/worktree.h"
@@ -227,11 +228,26 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   }
 
   CommitResult result;
+  std::set<std::string> not_checked_out = request.not_checked_out;
   AddPayload payload{index.get(),        workdir,          &result.skipped,
-                     &request.forbidden, &result.withheld, &request.not_checked_out};
+                     &request.forbidden, &result.withheld, &not_checked_out};
   // libgit2's diff of the whole worktree lstat()s every file on one thread; a scan on several
-  // threads first narrows it to the paths whose stat data moved (git's preload-index).
-  std::optional<WorktreeScan> scan = ScanWorktree(ws.path, index.get());
+  // threads first narrows it to the paths whose stat data moved (git's preload-index). An
+  // overlay workspace's folder holds only what changed: that is the list.
+  std::optional<WorktreeScan> scan;
+  bool overlay = !ws.lower.empty();
+  if (overlay) {
+    auto changes = ReadOverlay(ws.path, ws.lower, index.get(), true);
+    if (!changes) return std::unexpected(changes.error());
+    // libgit2's diff takes a skip-worktree entry for unchanged: what is not in the folder is
+    // kept by not_checked_out instead.
+    ClearSkipWorktree(index.get());
+    not_checked_out.insert(changes->not_checked_out.begin(), changes->not_checked_out.end());
+    scan = WorktreeScan{std::move(changes->candidates), {}, std::move(changes->unreadable)};
+    std::sort(scan->unreadable.begin(), scan->unreadable.end());
+  } else {
+    scan = ScanWorktree(ws.path, index.get());
+  }
   if (scan) payload.kept_folders = &scan->unreadable;
   char star[] = "*";
   char* patterns[] = {star};
@@ -265,6 +281,11 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
                            std::strstr(e->message, "No such file or directory") &&
                            std::filesystem::is_directory(ws.path, ec);
     if (!vanished_folder || attempt == 5) return GitError("stage changes in " + ws.path);
+  }
+  // The overlay's folder is a sparse worktree from now on: what is not in it is skip-worktree.
+  if (overlay) {
+    MarkNotCheckedOut(index.get(), ws.path);
+    if (git_index_write(index.get()) != 0) return GitError("write index of " + ws.path);
   }
 
   std::vector<Skipped> folders = unreadable.get();

@@ -23,6 +23,7 @@
 
 #include "worktree/files.h"
 #include "worktree/git_handle.h"
+#include "worktree/overlay.h"
 #include "worktree/worktree.h"
 
 namespace corral::worktree {
@@ -198,6 +199,16 @@ Expected<SandboxGit> Repository::PrepareSandboxGit(const Workspace& ws) {
   }
   // The worktree's index, so that `git status` starts clean.
   fs::copy_file(ws.admin_dir + "/index", g.dir + "/index", ec);
+  // In an overlay workspace the agent sees every file: none is skip-worktree inside.
+  if (!ws.lower.empty() && !ec) {
+    git_index* raw_index = nullptr;
+    if (git_index_open(&raw_index, (g.dir + "/index").c_str()) != 0) {
+      return GitError("open " + g.dir + "/index");
+    }
+    IndexPtr index(raw_index);
+    ClearSkipWorktree(index.get());
+    if (git_index_write(index.get()) != 0) return GitError("write " + g.dir + "/index");
+  }
   if (auto r = WriteFile(g.git_file, "gitdir: " + g.dir + "\n"); !r) return std::unexpected(r.error());
   return g;
 }

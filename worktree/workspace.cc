@@ -9,38 +9,13 @@
 
 #include "worktree/files.h"
 #include "worktree/git_handle.h"
+#include "worktree/overlay.h"
 #include "worktree/worktree.h"
 
 namespace corral::worktree {
 namespace {
 
 namespace fs = std::filesystem;
-
-// An exclusive flock on a file: serializes the worktree metadata step across threads (each holds
-// its own open file description) and processes. libgit2 1.5.1 races when worktrees are added
-// concurrently.
-class FileLock {
- public:
-  static Expected<FileLock> Acquire(const std::string& path) {
-    int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return Fail("lock " + path + ": " + std::strerror(errno));
-    while (flock(fd, LOCK_EX) != 0) {
-      if (errno != EINTR) {
-        close(fd);
-        return Fail("lock " + path + ": " + std::strerror(errno));
-      }
-    }
-    return FileLock(fd);
-  }
-  FileLock(FileLock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  ~FileLock() {
-    if (fd_ >= 0) close(fd_);  // releases the lock
-  }
-
- private:
-  explicit FileLock(int fd) : fd_(fd) {}
-  int fd_;
-};
 
 std::string WorktreesRoot(const std::string& common) { return common + "/corral/worktrees"; }
 std::string AdminName(const std::string& run, const std::string& task) { return run + "." + task; }
@@ -133,8 +108,14 @@ Expected<Workspace> Repository::FindWorkspace(const std::string& run,
                WorkspacePath(common_dir_, run, task),
                TaskBranch(run, task),
                common_dir_ + "/worktrees/" + AdminName(run, task),
+               "",
+               "",
                ""};
   if (!Complete(ws)) return Fail("no workspace for task '" + task + "' of run '" + run + "'");
+  if (std::string exported = ReadOverlayMarker(ws.admin_dir); !exported.empty()) {
+    ws.lower = ExportTree(common_dir_, exported);
+    ws.overlay_work = OverlayWorkPath(ws.path);
+  }
   return ws;
 }
 
@@ -172,7 +153,8 @@ Expected<std::vector<std::string>> Repository::ClearStaleLocks(
 }
 
 Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const std::string& task,
-                                                const std::string& base) {
+                                                const std::string& base,
+                                                const std::string& export_commit) {
   for (const auto& [id, what] : {std::pair{run, "run id"}, std::pair{task, "task id"}}) {
     if (std::string e = CheckId(id, what); !e.empty()) return Fail(e);
   }
@@ -188,7 +170,16 @@ Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const st
                WorkspacePath(common_dir_, run, task),
                TaskBranch(run, task),
                common_dir_ + "/worktrees/" + AdminName(run, task),
-               base};
+               base,
+               "",
+               ""};
+  std::optional<FileLock> export_in_use;
+  if (!export_commit.empty()) {
+    auto lower = EnsureExport(repo_, common_dir_, export_commit, &export_in_use);
+    if (!lower) return std::unexpected(lower.error());
+    ws.lower = *lower;
+    ws.overlay_work = OverlayWorkPath(ws.path);
+  }
   std::error_code ec;
   fs::create_directories(WorktreesRoot(common_dir_) + "/" + run, ec);
   if (ec) return Fail("create " + WorktreesRoot(common_dir_) + "/" + run + ": " + ec.message());
@@ -207,6 +198,7 @@ Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const st
       RemoveTree(ws.path);
       RemoveTree(ws.admin_dir);
     }
+    RemoveTree(OverlayWorkPath(ws.path));
     // Likewise a branch made just before such a kill: it points at a start commit, nothing more.
     git_reference* stale = nullptr;
     if (git_reference_lookup(&stale, repo_, ("refs/heads/" + ws.branch).c_str()) == 0) {
@@ -230,6 +222,7 @@ Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const st
   auto rollback = [&](std::unexpected<Error> error) -> Expected<Workspace> {
     RemoveTree(ws.path);
     RemoveTree(ws.admin_dir);
+    RemoveTree(OverlayWorkPath(ws.path));
     git_reference_delete(branch.get());  // not git_branch_delete: see clean.cc
     return error;
   };
@@ -238,6 +231,18 @@ Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const st
     return rollback(GitError("open worktree " + ws.admin_dir));
   }
   RepoPtr wrepo(raw_wrepo);
+  if (!ws.lower.empty()) {
+    if (auto r = WriteOverlayMarker(ws.admin_dir, export_commit); !r) return rollback(std::unexpected(r.error()));
+    if (mkdir(ws.overlay_work.c_str(), 0700) != 0) {
+      return rollback(Fail("create " + ws.overlay_work + ": " + std::strerror(errno)));
+    }
+    if (auto r = FillOverlay(wrepo.get(), common_dir_, ws.path, ws.admin_dir, export_commit,
+                             commit.get());
+        !r) {
+      return rollback(std::unexpected(r.error()));
+    }
+    return ws;
+  }
   git_tree* raw_tree = nullptr;  // looked up in the worktree's repository object: checkout insists
   if (git_tree_lookup(&raw_tree, wrepo.get(), git_commit_tree_id(commit.get())) != 0) {
     return rollback(GitError("tree of " + base));
@@ -261,6 +266,31 @@ Expected<> Repository::ResetWorkspace(const Workspace& ws, const std::string& co
     return GitError("commit " + commit);
   }
   GitPtr<git_object, git_object_free> owned(target);
+  if (!ws.lower.empty()) {
+    // The folder emptied but for its .git file, then filled again as CreateWorkspace does (the
+    // export made again if someone removed it).
+    std::string exported = ReadOverlayMarker(ws.admin_dir);
+    std::optional<FileLock> export_in_use;
+    if (auto lower = EnsureExport(repo_, common_dir_, exported, &export_in_use); !lower) {
+      return std::unexpected(lower.error());
+    }
+    if (git_reset(wrepo.get(), target, GIT_RESET_SOFT, nullptr) != 0) {
+      return GitError("reset " + ws.path);
+    }
+    std::error_code ec;
+    std::vector<std::string> entries;
+    for (const auto& e : fs::directory_iterator(ws.path, ec)) {
+      if (e.path().filename() != ".git") entries.push_back(e.path());
+    }
+    if (ec) return Fail("list " + ws.path + ": " + ec.message());
+    for (const std::string& e : entries) RemoveTree(e);
+    RemoveTree(ws.overlay_work);
+    if (mkdir(ws.overlay_work.c_str(), 0700) != 0) {
+      return Fail("create " + ws.overlay_work + ": " + std::strerror(errno));
+    }
+    return FillOverlay(wrepo.get(), common_dir_, ws.path, ws.admin_dir, exported,
+                       reinterpret_cast<const git_commit*>(target));
+  }
   // An empty index first: a file a killed commit had staged but never committed would otherwise
   // count as tracked, outlive the reset, and end up in the next try's commit.
   git_index* raw_index = nullptr;
@@ -290,6 +320,7 @@ Expected<> Repository::RemoveWorkspace(const Workspace& ws) {
   }
   RemoveTree(ws.path);
   RemoveTree(ws.admin_dir);
+  RemoveTree(OverlayWorkPath(ws.path));
   return RemoveSandboxGit(ws.run, ws.task);
 }
 

@@ -37,6 +37,10 @@ struct Workspace {
   std::string branch;     // refs/heads/corral/<run>/<task>, short form
   std::string admin_dir;  // <common git dir>/worktrees/<name>
   std::string base;       // the commit it started from (hex)
+  // An overlay workspace (the fast path, CreateWorkspace's `export_commit`): the export folder
+  // it is an overlay on and overlayfs's work folder. Both empty for a plain worktree.
+  std::string lower;
+  std::string overlay_work;
 };
 
 struct CommitRequest {
@@ -136,6 +140,8 @@ struct CleanItem {
   std::string run, task, branch;
   Action action = Action::kKept;
   std::string reason;  // why, e.g. "reachable from corral/r1/merged"; for kArchived the ref
+  // An export of a base that no overlay workspace uses any more (run, task and branch empty).
+  std::string path;
 };
 
 // The merge object of DESIGN.md's report, as JSON; and as Markdown for a pull request.
@@ -169,8 +175,13 @@ class Repository {
   // <common dir>/corral/worktrees/<run>/<task>. Safe to call from many threads and processes at
   // once (the metadata step is serialized, the checkout is not). On failure nothing is left
   // behind: no branch, no admin directory, no directory.
+  // With `export_commit` (hex), an overlay workspace: nothing is checked out but what `base`
+  // has differently from that commit, whose export (a checkout made once, kept under
+  // <common dir>/corral/exports/) the sandbox shows below the folder (Workspace::lower). On the
+  // host the folder is a sparse worktree; CommitAll and ResetWorkspace know both kinds.
   Expected<Workspace> CreateWorkspace(const std::string& run, const std::string& task,
-                                      const std::string& base);
+                                      const std::string& base,
+                                      const std::string& export_commit = "");
 
   // Removes the ref locks (`*.lock` under refs/heads/corral/<run>/ and refs/corral/*/<run>/) and
   // the worktree index locks of run `run` that are older than `before`: what a corral killed
@@ -223,7 +234,8 @@ class Repository {
   // (squash merges count), and their worktree holds no uncommitted change. Everything else is
   // kept and named, or with `force` archived under refs/corral/archive/<run>/<task> (uncommitted
   // changes committed first) and then removed. Integration branches (corral/<run>/merged) and a
-  // checked-out branch are never removed.
+  // checked-out branch are never removed. Then the exports of bases (overlay workspaces') that
+  // no workspace uses any more.
   Expected<std::vector<CleanItem>> Clean(const CleanOptions& options);
 
   // Merges the branches into `into` (a branch name, or a full ref name under refs/), in the given

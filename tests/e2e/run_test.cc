@@ -187,6 +187,22 @@ TEST_F(RunTest, TimeoutsAndRetries) {
   EXPECT_EQ(Find(r, "flaky")["status"], "failed") << "the marker did not survive the reset";
 }
 
+TEST_F(RunTest, OverlayRetriesStartFromACleanReset) {
+  // The first try deletes a file of the base, writes one and fails; the second must see the base
+  // again, without the first try's file.
+  Output o = Run("[run]\nworkspaces = \"overlay\"\n\n" +
+                 Task("flaky",
+                      "test -f shared.txt || exit 3; test -f marker && exit 4; touch marker; "
+                      "rm shared.txt; exit 1",
+                      "retries = 1"));
+  EXPECT_EQ(o.status, 1) << o.err;
+  json flaky = Find(Report(), "flaky");
+  EXPECT_EQ(flaky["tries"], 2) << flaky.dump();
+  EXPECT_EQ(flaky["exit_code"], 1) << "3: the deleted file stayed deleted, 4: the new one stayed";
+  // The failed last try's work is committed all the same, as a worktree's would be.
+  EXPECT_EQ(flaky["files_changed"], json({"marker", "shared.txt"})) << flaky.dump();
+}
+
 TEST_F(RunTest, BadPlansCreateNothing) {
   Output cycle =
       Run(Task("a", "true", "depends_on = [\"b\"]") + Task("b", "true", "depends_on = [\"a\"]"));
@@ -338,6 +354,112 @@ git log --format=%s
   Git({"status"});
   EXPECT_FALSE(fs::exists(marker)) << "a hook or fsmonitor the agent planted ran";
   Git({"branch", "-D", "user-look"});
+}
+
+// The fast path: workspaces = "overlay" commits exactly what a checked-out worktree would, for
+// every kind of change, also in a task that starts from its dependency's branch; the export below
+// stays as it was, the agent never sees it, and the worktree the user opens is a clean, sparse one.
+TEST_F(RunTest, OverlayWorkspacesCommitWhatWorktreesDo) {
+  for (const auto& [path, content] :
+       std::vector<std::pair<std::string, std::string>>{{"keep/a.txt", "a\n"},
+                                                        {"keep/b.txt", "b\n"},
+                                                        {"gone.txt", "gone\n"},
+                                                        {"olddir/x.txt", "x\n"},
+                                                        {"olddir/sub/y.txt", "y\n"},
+                                                        {"tool.sh", "echo tool\n"},
+                                                        {"fileToDir", "f\n"},
+                                                        {"dirToFile/z.txt", "z\n"},
+                                                        {".gitignore", "build/\n"}}) {
+    fs::create_directories(fs::path(repo_.path() + "/" + path).parent_path());
+    WriteFile(repo_.path() + "/" + path, content);
+  }
+  Git({"add", "-A", ":!user-edit.txt"});
+  Git({"commit", "-q", "-m", "more"});
+  user_ = Git({"status", "--porcelain"}).out + Git({"rev-parse", "HEAD"}).out;
+  std::string base = Git({"rev-parse", "HEAD"}).out;
+  base.pop_back();
+  std::string export_dir = repo_.path() + "/.git/corral/exports/" + base + "/tree";
+  std::string first = R"(git status --porcelain | wc -l | sed 's/^/dirty=/'
+test -f keep/b.txt && echo whole=yes
+test -e EXPORT && echo export=visible
+ls -d /overlay-lower /overlay-upper /oldroot 2>/dev/null && echo staging=visible
+grep -q overlay /proc/self/mountinfo && echo overlay=mounted
+echo changed >> shared.txt
+rm gone.txt
+rm -r olddir && mkdir olddir && echo anew > olddir/new.txt
+mkdir -p build && echo junk > build/out.o
+echo new > added.txt
+chmod +x tool.sh
+mv keep/a.txt keep/renamed.txt
+ln -s shared.txt link
+rm fileToDir && mkdir fileToDir && echo inner > fileToDir/inner
+rm -r dirToFile && echo file > dirToFile
+)";
+  std::string second = R"(git status --porcelain | wc -l | sed 's/^/dirty=/'
+rm added.txt keep/renamed.txt && echo again >> olddir/new.txt && rm -r fileToDir
+)";
+  for (size_t at; (at = first.find("EXPORT")) != std::string::npos;) first.replace(at, 6, export_dir);
+  auto plan = [&](bool overlay) {
+    std::string p = overlay ? "[run]\nworkspaces = \"overlay\"\n\n" : "";
+    p += "[[task]]\nid = \"one\"\npolicy = \"" POLICIES_DIR "/default.toml\"\n";
+    p += "run = [\"sh\", \"-c\", '''" + first + "''']\n\n";
+    p += "[[task]]\nid = \"two\"\ndepends_on = [\"one\"]\npolicy = \"" POLICIES_DIR "/default.toml\"\n";
+    p += "run = [\"sh\", \"-c\", '''" + second + "''']\n";
+    return p;
+  };
+  std::map<std::string, std::string> trees[2];
+  std::string overlay_run;
+  std::set<std::string> runs;  // both may start within the same second: Report() could mix them
+  for (bool overlay : {false, true}) {
+    Output o = Run(plan(overlay));
+    ASSERT_EQ(o.status, 0) << o.err;
+    std::string run;
+    for (const auto& e : fs::directory_iterator(repo_.path() + "/.git/corral/runs")) {
+      if (runs.insert(e.path().filename()).second) run = e.path().filename();
+    }
+    json r = json::parse(ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/report.json"));
+    for (const char* id : {"one", "two"}) {
+      ASSERT_EQ(Find(r, id)["status"], "succeeded") << id << Find(r, id).dump();
+      trees[overlay][id] = Git({"rev-parse", "corral/" + run + "/" + id + "^{tree}"}).out;
+      std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/logs/" + id + ".log");
+      EXPECT_NE(log.find("dirty=0\n"), std::string::npos) << id << ": " << log;
+      EXPECT_EQ(log.find("export=visible"), std::string::npos) << log;
+      EXPECT_EQ(log.find("staging=visible"), std::string::npos) << log;
+      if (std::string(id) == "one") {
+        EXPECT_EQ(log.find("overlay=mounted") != std::string::npos, overlay) << log;
+      }
+      if (std::string(id) == "one") {
+        EXPECT_NE(log.find("whole=yes"), std::string::npos) << log;
+      }
+    }
+    if (overlay) overlay_run = run;
+  }
+  EXPECT_EQ(trees[1]["one"], trees[0]["one"]);
+  EXPECT_EQ(trees[1]["two"], trees[0]["two"]);
+  EXPECT_EQ(Git({"show", "corral/" + overlay_run + "/two:olddir/new.txt"}).out, "anew\nagain\n");
+  EXPECT_EQ(Git({"ls-tree", "corral/" + overlay_run + "/one", "link"}).out.substr(0, 6), "120000");
+  EXPECT_EQ(Git({"ls-tree", "corral/" + overlay_run + "/one", "tool.sh"}).out.substr(0, 6), "100755");
+  // The export is the base, untouched.
+  EXPECT_EQ(ReadFile(export_dir + "/shared.txt"), "one\ntwo\nthree\n");
+  EXPECT_EQ(ReadFile(export_dir + "/olddir/sub/y.txt"), "y\n");
+  EXPECT_TRUE(fs::exists(export_dir + "/gone.txt"));
+  EXPECT_FALSE(fs::exists(export_dir + "/added.txt"));
+  // The user's view of an overlay task's worktree: only what changed is there, git says clean.
+  for (const char* id : {"one", "two"}) {
+    std::string worktree = repo_.path() + "/.git/corral/worktrees/" + overlay_run + "/" + id;
+    Output status = RunCommand({"/usr/bin/git", "-C", worktree, "status", "--porcelain"});
+    EXPECT_EQ(status.status, 0) << status.err;
+    EXPECT_EQ(status.out, "") << id;
+    EXPECT_FALSE(fs::exists(worktree + "/keep/b.txt")) << id;
+    std::string files = RunCommand({"/usr/bin/git", "-C", worktree, "ls-files", "-v"}).out;
+    EXPECT_NE(files.find("S keep/b.txt"), std::string::npos) << files;
+    for (const auto& e : fs::recursive_directory_iterator(worktree)) {
+      EXPECT_FALSE(e.is_character_file()) << e.path() << ": a whiteout left behind";
+    }
+  }
+  std::string one = repo_.path() + "/.git/corral/worktrees/" + overlay_run + "/one";
+  EXPECT_EQ(ReadFile(one + "/shared.txt"), "one\ntwo\nthree\nchanged\n");
+  EXPECT_FALSE(fs::exists(one + "/gone.txt"));
 }
 
 TEST_F(RunTest, TheAgentHoldsNoDescriptorOfCorrals) {

@@ -43,12 +43,23 @@ policy = "p.toml"
 run = ["true"]
 )";
 
+TEST(PlanTest, WorkspacesAreWorktreesOrOverlays) {
+  for (auto [kind, overlay] : {std::pair{"worktree", false}, std::pair{"overlay", true}}) {
+    auto p = ParsePlan(std::string("[run]\nworkspaces = \"") + kind +
+                           "\"\n[[task]]\nid = \"a\"\npolicy = \"p.toml\"\nrun = [\"true\"]\n",
+                       "plan.toml");
+    ASSERT_TRUE(p) << p.error();
+    EXPECT_EQ(p->overlay_workspaces, overlay) << kind;
+  }
+}
+
 TEST(PlanTest, ParsesAndOrders) {
   auto p = ParsePlan(kDag, "plan.toml");
   ASSERT_TRUE(p) << p.error();
   EXPECT_EQ(p->base, "main");
   EXPECT_FALSE(p->jobs.has_value());
   EXPECT_EQ(p->setup.size(), 3u);
+  EXPECT_FALSE(p->overlay_workspaces);
   ASSERT_EQ(p->tasks.size(), 4u);
   const PlanTask& impl = p->tasks[1];
   EXPECT_EQ(impl.run, (std::vector<std::string>{"claude", "-p", "Implement it"}));
@@ -82,7 +93,12 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         Case{"", "plan.toml:1:1: task: a plan needs at least one [[task]]"},
         Case{"[run]\njobz = 4\n" TASK("a", ""),
-             "plan.toml:2:1: run.jobz: unknown key (expected one of base, jobs, into, setup)"},
+             "plan.toml:2:1: run.jobz: unknown key (expected one of base, jobs, into, setup, "
+             "workspaces)"},
+        Case{"[run]\nworkspaces = \"cow\"\n" TASK("a", ""),
+             "plan.toml:2:14: run.workspaces: expected \"worktree\" or \"overlay\", got \"cow\""},
+        Case{"[run]\nworkspaces = true\n" TASK("a", ""),
+             "plan.toml:2:14: run.workspaces: expected a string, got a boolean"},
         Case{"[run]\njobs = 0\n" TASK("a", ""),
              "plan.toml:2:8: run.jobs: expected a number from 1 to 1024 or \"auto\""},
         Case{"[run]\njobs = \"many\"\n" TASK("a", ""),

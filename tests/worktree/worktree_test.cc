@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -612,8 +614,8 @@ std::string Describe(const std::vector<CleanItem>& items) {
   std::string out;
   for (const CleanItem& i : items) {
     const char* action[] = {"removed", "kept", "archived", "running"};
-    out +=
-        std::string(action[static_cast<int>(i.action)]) + " " + i.branch + ": " + i.reason + "\n";
+    out += std::string(action[static_cast<int>(i.action)]) + " " +
+           (i.branch.empty() ? i.path : i.branch) + ": " + i.reason + "\n";
   }
   return out;
 }
@@ -671,6 +673,74 @@ TEST_F(WorktreeTest, CleanRemovesOnlyWorkKeptElsewhere) {
   EXPECT_EQ(Git({"show", "refs/corral/archive/r1/conflicted:a.txt"}).out, "x\n");
   EXPECT_TRUE(fs::exists(dir_.path() + "/.git/corral/worktrees/r1/running/r.txt"));
   Git({"worktree", "remove", "--force", dir_.path() + "/.git/rel"});
+}
+
+// The fast path on the host: sixteen overlay workspaces made at once share one export of the
+// base; each folder holds only its .git file and the .gitignore, and git sees a clean, sparse
+// worktree.
+TEST_F(WorktreeTest, OverlayWorkspacesShareOneExport) {
+  std::vector<std::thread> threads;
+  std::vector<std::string> errors(16);
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&, i] {
+      auto repo = Repository::Open(dir_.path());
+      if (!repo) {
+        errors[i] = repo.error().message;
+        return;
+      }
+      auto ws = repo->CreateWorkspace("o", "t" + std::to_string(i), base_, base_);
+      if (!ws) errors[i] = ws.error().message;
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::string exported = dir_.path() + "/.git/corral/exports/" + base_ + "/tree";
+  for (int i = 0; i < 16; ++i) {
+    ASSERT_EQ(errors[i], "") << "task " << i;
+    auto ws = repo_->FindWorkspace("o", "t" + std::to_string(i));
+    ASSERT_TRUE(ws) << ws.error().message;
+    EXPECT_EQ(ws->lower, exported);
+    EXPECT_EQ(ws->overlay_work, dir_.path() + "/.git/corral/worktrees/o/.t" + std::to_string(i) +
+                                    ".overlay");
+    std::set<std::string> names;
+    for (const auto& e : fs::directory_iterator(ws->path)) names.insert(e.path().filename());
+    EXPECT_EQ(names, (std::set<std::string>{".git", ".gitignore"}));
+    EXPECT_EQ(Git({"status", "--porcelain"}, ws->path).out, "");
+    EXPECT_EQ(Git({"ls-files", "-v"}, ws->path).out, "H .gitignore\nS a.txt\nS b.txt\n");
+  }
+  EXPECT_EQ(ReadFile(exported + "/a.txt"), "one\ntwo\nthree\n");
+  EXPECT_EQ(ReadFile(exported + "/b.txt"), "alpha\n") << "from the base, not the user's edit";
+  size_t exports = 0;
+  for (const auto& e : fs::directory_iterator(dir_.path() + "/.git/corral/exports")) {
+    exports += e.is_directory();
+  }
+  EXPECT_EQ(exports, 1u);
+  EXPECT_EQ(Git({"worktree", "prune", "--dry-run", "-v"}).out, "") << "no broken worktree";
+}
+
+// What overlayfs leaves in the folder is read on the host: a whiteout deletes the file. Clean
+// keeps such a workspace, archives it with --force, then removes the export no workspace uses.
+TEST_F(WorktreeTest, OverlayChangesAreReadFromTheFolder) {
+  auto ws = repo_->CreateWorkspace("o", "t", base_, base_);
+  ASSERT_TRUE(ws) << ws.error().message;
+  auto unchanged = repo_->Clean({"o", true, false});
+  ASSERT_TRUE(unchanged) << unchanged.error().message;
+  std::string exports = dir_.path() + "/.git/corral/exports/" + base_;
+  EXPECT_EQ(Describe(*unchanged), "removed corral/o/t: reachable from main\n")
+      << "a dry run: the export is still used";
+  ASSERT_EQ(mknod((ws->path + "/a.txt").c_str(), S_IFCHR, makedev(0, 0)), 0) << strerror(errno);
+  WriteFile(ws->path + "/c.txt", "c\n");
+  auto kept = repo_->Clean({"o", false, false});
+  ASSERT_TRUE(kept) << kept.error().message;
+  EXPECT_EQ(Describe(*kept), "kept corral/o/t: uncommitted changes in " + ws->path + "\n");
+  auto forced = repo_->Clean({"o", false, true});
+  ASSERT_TRUE(forced) << forced.error().message;
+  EXPECT_EQ(Describe(*forced), "archived corral/o/t: refs/corral/archive/o/t\nremoved " + exports +
+                                   ": an export no workspace uses\n");
+  EXPECT_EQ(Git({"ls-tree", "-r", "--name-only", "refs/corral/archive/o/t"}).out,
+            ".gitignore\nb.txt\nc.txt\n");
+  EXPECT_FALSE(fs::exists(exports));
+  EXPECT_FALSE(fs::exists(ws->path));
+  EXPECT_FALSE(fs::exists(ws->overlay_work));
 }
 
 TEST_F(WorktreeTest, TaskBranchesDoNotVouchForEachOther) {
