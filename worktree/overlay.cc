@@ -265,11 +265,12 @@ Expected<> FillOverlay(git_repository* wrepo, const std::string& common, const s
   }
   for (size_t i = 0; i < git_index_entrycount(index.get()); ++i) {
     std::string_view p = git_index_get_byindex(index.get(), i)->path;
-    std::string_view name = p.substr(p.rfind('/') == std::string_view::npos ? 0 : p.rfind('/') + 1);
+    std::string_view name = p.substr(p.find_last_of('/') + 1);  // npos + 1 is 0
     if (name == ".gitignore" || name == ".gitattributes") paths.emplace_back(p);
   }
   if (!paths.empty()) {
     std::vector<char*> list;
+    list.reserve(paths.size());
     for (std::string& p : paths) list.push_back(p.data());
     git_checkout_options checkout;
     git_checkout_options_init(&checkout, GIT_CHECKOUT_OPTIONS_VERSION);
