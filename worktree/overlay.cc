@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "worktree/files.h"
 #include "worktree/git_handle.h"
@@ -297,7 +298,12 @@ Expected<> FillOverlay(git_repository* wrepo, const std::string& common, const s
     }
     if (git_index_add(index.get(), &e) != 0) return GitError("index " + p + " of " + path);
   }
-  MarkNotCheckedOut(index.get(), path);
+  // Skip-worktree but for what was written here: no need to look at the folder for that.
+  std::unordered_set<std::string_view> written(paths.begin(), paths.end());
+  for (size_t i = 0; i < git_index_entrycount(index.get()); ++i) {
+    const git_index_entry* e = git_index_get_byindex(index.get(), i);
+    SetSkipWorktree(e, e->mode == GIT_FILEMODE_COMMIT || !written.count(e->path));
+  }
   if (git_index_write(index.get()) != 0) return GitError("write the index of " + path);
   // A deleted path becomes a whiteout: at its outermost folder that the start commit no longer
   // has, so the overlay does not show that folder empty.
