@@ -156,7 +156,7 @@ HostCheck Cgroups() {
 }
 
 HostCheck OverlayInUserNamespace() {
-  HostCheck c{"overlayfs in a user namespace", false, false, "", ""};
+  HostCheck c{"overlayfs in a user namespace (overlay workspaces)", false, false, "", ""};
   char tmpl[] = "/tmp/corral-probe-XXXXXX";
   if (!mkdtemp(tmpl)) return c;
   std::string dir = tmpl;
@@ -177,7 +177,7 @@ HostCheck OverlayInUserNamespace() {
   rmdir(dir.c_str());
   c.ok = err == 0;
   c.detail = c.ok ? "works (Linux 5.11+)" : "mount overlay: " + Errno(err);
-  if (!c.ok) c.fix = "Linux 5.11 or newer; corral does not need it today";
+  if (!c.ok) c.fix = "Linux 5.11 or newer; only [run] workspaces = \"overlay\" needs it";
   return c;
 }
 
