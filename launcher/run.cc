@@ -42,11 +42,25 @@
 #include "policy/plan.h"
 #include "sandbox/egress_proxy.h"
 #include "sandbox/fdio.h"
+#include "sandbox/host_probe.h"
 #include "sandbox/sandbox.h"
 #include "worktree/worktree.h"
 
 namespace corral::launcher {
 namespace {
+
+// Whether this host mounts the overlay a sandbox needs for an overlay workspace: overlayfs in a
+// user namespace, and for corral as root id-mapped layers (`corral doctor` runs the same checks).
+bool OverlayWorkspacesWork(const std::string& helper) {
+  auto checks = sandbox::RunHostProbe(helper);
+  if (!checks) return false;
+  bool overlay = false, idmapped = false;
+  for (const sandbox::HostCheck& c : *checks) {
+    if (c.name.starts_with("overlayfs in a user namespace")) overlay = c.ok;
+    if (c.name == "id-mapped mounts") idmapped = c.ok;
+  }
+  return overlay && (geteuid() != 0 || idmapped);
+}
 
 // Milliseconds since the Unix epoch: task-start and task-end carry it (as t_ms) beside the
 // second-resolution t, for timelines.
@@ -154,6 +168,9 @@ class Runner {
         log_(log),
         json_(json_events),
         tracer_(tracer) {
+    using W = policy::Plan::Workspaces;
+    overlay_workspaces_ = plan_.workspaces == W::kOverlay ||
+                          (plan_.workspaces == W::kAuto && OverlayWorkspacesWork(helper_));
     std::vector<std::pair<std::string, std::string>> secrets;
     for (const TaskConfig& c : tasks_) {
       for (auto& s : host_.SecretsOf(c.policy)) secrets.push_back(std::move(s));
@@ -197,6 +214,7 @@ class Runner {
   const policy::Plan& plan_;
   std::vector<TaskConfig> tasks_;
   std::string common_dir_, base_, run_, dir_, helper_;
+  bool overlay_workspaces_ = false;
   EventLog* log_;
   bool json_;
   Clock::time_point start_ = Clock::now();
@@ -352,7 +370,7 @@ TryResult Runner::Try(size_t t, int attempt, const std::string& task_span) {
   } else {
     // The fast path: an overlay on one export of the base, where the agent runs in corral's own
     // sandbox (a VM's guest sees its workspace through a share, not an overlay).
-    bool overlay = plan_.overlay_workspaces && c.policy.target == policy::Target::kLocal;
+    bool overlay = overlay_workspaces_ && c.policy.target == policy::Target::kLocal;
     ws = repo->CreateWorkspace(run_, id, *start, overlay ? base_ : "");
     if (!ws) {
       tracer_->End(worktree_span, ws.error().message);

@@ -76,11 +76,16 @@ class PlanReader : public internal::TomlReader {
     }
     if (auto into = String(run, "into", "run")) plan->into = *into;
     if (auto kind = String(run, "workspaces", "run")) {
-      if (*kind != "worktree" && *kind != "overlay") {
+      if (*kind == "auto") {
+        plan->workspaces = Plan::Workspaces::kAuto;
+      } else if (*kind == "worktree") {
+        plan->workspaces = Plan::Workspaces::kWorktree;
+      } else if (*kind == "overlay") {
+        plan->workspaces = Plan::Workspaces::kOverlay;
+      } else {
         Fail(run.get("workspaces")->source(), "run.workspaces",
-             "expected \"worktree\" or \"overlay\", got \"" + *kind + "\"");
+             "expected \"auto\", \"worktree\" or \"overlay\", got \"" + *kind + "\"");
       }
-      plan->overlay_workspaces = *kind == "overlay";
     }
     bool has_setup = StringArray(run, "setup", "run",
                                  [&](auto&, const std::string& v) { plan->setup.push_back(v); });

@@ -36,9 +36,11 @@ struct Plan {
   std::optional<int> jobs = 4;  // nullopt: "auto"
   std::string into;             // empty: corral/<run>/merged
   std::vector<std::string> setup;
-  // workspaces = "overlay": each task's worktree is an overlay on one export of the base (the
-  // fast path for big repositories) rather than a checkout of its own ("worktree", the default).
-  bool overlay_workspaces = false;
+  // Each task's worktree: an overlay on one export of the base (the fast path for big
+  // repositories), a checkout of its own, or ("auto", the default) an overlay where this host
+  // mounts one for the sandbox and the task's target is local.
+  enum class Workspaces { kAuto, kWorktree, kOverlay };
+  Workspaces workspaces = Workspaces::kAuto;
   std::vector<PlanTask> tasks;
   // Task indices in dependency order, ties in plan order: the merge order of the run.
   std::vector<size_t> order;

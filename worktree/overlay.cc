@@ -38,7 +38,9 @@ std::string ExportsRoot(const std::string& common) { return common + "/corral/ex
 
 enum class Upper { kFile, kFolder, kOpaque, kWhiteout };
 
-bool IsWhiteout(const struct stat& st) { return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0); }
+bool IsWhiteout(const struct stat& st) {
+  return S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+}
 
 // Removes overlayfs's own attributes (user.overlay.*) from `path`, never following a symlink.
 void DropOverlayAttributes(const std::string& path) {
@@ -120,7 +122,8 @@ Expected<std::string> MakeExport(git_repository* repo, const std::string& common
   if (fs::is_regular_file(dir + "/index", ec)) return dir + "/tree";
   git_oid oid;
   git_commit* raw_commit = nullptr;
-  if (git_oid_fromstr(&oid, commit.c_str()) != 0 || git_commit_lookup(&raw_commit, repo, &oid) != 0) {
+  if (git_oid_fromstr(&oid, commit.c_str()) != 0 ||
+      git_commit_lookup(&raw_commit, repo, &oid) != 0) {
     return GitError("export of " + commit);
   }
   CommitPtr c(raw_commit);
@@ -155,7 +158,8 @@ Expected<std::string> MakeExport(git_repository* repo, const std::string& common
     return fail(GitError("create " + staging + "/index"));
   }
   IndexPtr index(raw_index);
-  if (git_index_read_tree(index.get(), tree.get()) != 0) return fail(GitError("index of " + commit));
+  if (git_index_read_tree(index.get(), tree.get()) != 0)
+    return fail(GitError("index of " + commit));
   for (size_t i = 0; i < git_index_entrycount(index.get()); ++i) {
     git_index_entry e = *git_index_get_byindex(index.get(), i);
     struct stat st;
@@ -351,8 +355,8 @@ Expected<OverlayChanges> ReadOverlay(const std::string& root, const std::string&
   std::unordered_map<std::string, Upper> upper;
   std::vector<std::string> whiteout_paths, attribute_paths = {root};
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied,
-                                                   ec);
+  for (auto it = fs::recursive_directory_iterator(
+           root, fs::directory_options::skip_permission_denied, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     std::string full = it->path().string();
     std::string rel = full.substr(root.size() + 1);

@@ -232,7 +232,9 @@ Expected<Workspace> Repository::CreateWorkspace(const std::string& run, const st
   }
   RepoPtr wrepo(raw_wrepo);
   if (!ws.lower.empty()) {
-    if (auto r = WriteOverlayMarker(ws.admin_dir, export_commit); !r) return rollback(std::unexpected(r.error()));
+    if (auto r = WriteOverlayMarker(ws.admin_dir, export_commit); !r) {
+      return rollback(std::unexpected(r.error()));
+    }
     if (mkdir(ws.overlay_work.c_str(), 0700) != 0) {
       return rollback(Fail("create " + ws.overlay_work + ": " + std::strerror(errno)));
     }

@@ -179,7 +179,11 @@ check "git fsck --strict after the misbehaving agents" 0 git fsck --strict
 # --- a worktree deleted under a running task; git gc beside a run ------------------------------
 new_repo "$scratch/gone"
 cd "$scratch/gone"
+# A checked-out worktree (an overlay one says "list ...: No such file or directory" instead).
 cat >"$scratch/gone.toml" <<EOF
+[run]
+workspaces = "worktree"
+
 [[task]]
 id = "victim"
 policy = "$policy"
@@ -265,7 +269,12 @@ corral=$1 dir=$2 policy=$3
 cd "$dir"
 git -c init.defaultBranch=main init -q r && cd r && echo a >a && git add a &&
   git -c user.name=t -c user.email=t@t commit -qm base
+# The host signals the first task through its worktree: an overlay's agent may never see a file
+# made beneath it, so a checked-out worktree.
 cat >../plan.toml <<P
+[run]
+workspaces = "worktree"
+
 [[task]]
 id = "first"
 policy = "$policy"

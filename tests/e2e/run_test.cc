@@ -400,7 +400,8 @@ rm added.txt keep/renamed.txt && echo again >> olddir/new.txt && rm -r fileToDir
 )";
   for (size_t at; (at = first.find("EXPORT")) != std::string::npos;) first.replace(at, 6, export_dir);
   auto plan = [&](bool overlay) {
-    std::string p = overlay ? "[run]\nworkspaces = \"overlay\"\n\n" : "";
+    std::string p = "[run]\nworkspaces = \"";
+    p += overlay ? "overlay\"\n\n" : "worktree\"\n\n";
     p += "[[task]]\nid = \"one\"\npolicy = \"" POLICIES_DIR "/default.toml\"\n";
     p += "run = [\"sh\", \"-c\", '''" + first + "''']\n\n";
     p += "[[task]]\nid = \"two\"\ndepends_on = [\"one\"]\npolicy = \"" POLICIES_DIR "/default.toml\"\n";

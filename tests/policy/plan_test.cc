@@ -44,12 +44,15 @@ run = ["true"]
 )";
 
 TEST(PlanTest, WorkspacesAreWorktreesOrOverlays) {
-  for (auto [kind, overlay] : {std::pair{"worktree", false}, std::pair{"overlay", true}}) {
+  using W = Plan::Workspaces;
+  for (auto [kind, want] :
+       {std::pair{"auto", W::kAuto}, std::pair{"worktree", W::kWorktree},
+        std::pair{"overlay", W::kOverlay}}) {
     auto p = ParsePlan(std::string("[run]\nworkspaces = \"") + kind +
                            "\"\n[[task]]\nid = \"a\"\npolicy = \"p.toml\"\nrun = [\"true\"]\n",
                        "plan.toml");
     ASSERT_TRUE(p) << p.error();
-    EXPECT_EQ(p->overlay_workspaces, overlay) << kind;
+    EXPECT_EQ(p->workspaces, want) << kind;
   }
 }
 
@@ -59,7 +62,7 @@ TEST(PlanTest, ParsesAndOrders) {
   EXPECT_EQ(p->base, "main");
   EXPECT_FALSE(p->jobs.has_value());
   EXPECT_EQ(p->setup.size(), 3u);
-  EXPECT_FALSE(p->overlay_workspaces);
+  EXPECT_EQ(p->workspaces, Plan::Workspaces::kAuto);
   ASSERT_EQ(p->tasks.size(), 4u);
   const PlanTask& impl = p->tasks[1];
   EXPECT_EQ(impl.run, (std::vector<std::string>{"claude", "-p", "Implement it"}));
@@ -96,7 +99,8 @@ INSTANTIATE_TEST_SUITE_P(
              "plan.toml:2:1: run.jobz: unknown key (expected one of base, jobs, into, setup, "
              "workspaces)"},
         Case{"[run]\nworkspaces = \"cow\"\n" TASK("a", ""),
-             "plan.toml:2:14: run.workspaces: expected \"worktree\" or \"overlay\", got \"cow\""},
+             "plan.toml:2:14: run.workspaces: expected \"auto\", \"worktree\" or \"overlay\", "
+             "got \"cow\""},
         Case{"[run]\nworkspaces = true\n" TASK("a", ""),
              "plan.toml:2:14: run.workspaces: expected a string, got a boolean"},
         Case{"[run]\njobs = 0\n" TASK("a", ""),
