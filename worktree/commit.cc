@@ -9,6 +9,7 @@
 #include <future>
 #include <set>
 
+#include "worktree/files.h"
 #include "worktree/git_handle.h"
 #include "worktree/overlay.h"
 #include "worktree/scan.h"
@@ -242,6 +243,12 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
     // libgit2's diff takes a skip-worktree entry for unchanged: what is not in the folder is
     // kept by not_checked_out instead.
     ClearSkipWorktree(index.get());
+    // What overlayfs left in its work folder (a folder of mode 0 among it) goes; the folder stays
+    // for the next mount.
+    RemoveTree(ws.overlay_work);
+    if (mkdir(ws.overlay_work.c_str(), 0700) != 0) {
+      return Fail("create " + ws.overlay_work + ": " + std::strerror(errno));
+    }
     not_checked_out.insert(changes->not_checked_out.begin(), changes->not_checked_out.end());
     scan = WorktreeScan{std::move(changes->candidates), {}, std::move(changes->unreadable)};
     std::sort(scan->unreadable.begin(), scan->unreadable.end());
