@@ -929,7 +929,8 @@ int Runner::Run(std::optional<int> jobs, const std::map<size_t, Restored>& resto
                  {"tasks", tasks},
                  {"merge", merge ? json::parse(worktree::ToJson(*merge)) : json(nullptr)}};
   redactor_.Apply(&report);
-  WriteReport("report.json", report.dump(2) + "\n");
+  // A file name need not be UTF-8 (git's need not): such bytes show as U+FFFD here.
+  WriteReport("report.json", report.dump(2, ' ', false, json::error_handler_t::replace) + "\n");
   std::string md = "# corral run " + run_ + "\n\nbase `" + base_ +
                    "`\n\n| task | status | tries | files changed |\n|---|---|---|---|\n";
   for (const json& t : tasks) {

@@ -26,7 +26,9 @@ std::string ToJson(const MergeReport& r) {
   for (const PairConflict& p : r.pairs) pairs.push_back({{"tasks", {p.a, p.b}}, {"paths", p.paths}});
   json j = {{"branch", r.branch},       {"commit", r.commit},       {"merged", r.merged},
             {"conflicted", r.conflicted}, {"conflicts", conflicts}, {"pairs", pairs}};
-  return j.dump();
+  // Paths and hunks need not be UTF-8 (a file's name or text in Latin-1): such bytes show as
+  // U+FFFD.
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 namespace {

@@ -379,7 +379,7 @@ TEST_F(RunTest, OverlayWorkspacesCommitWhatWorktreesDo) {
   std::string base = Git({"rev-parse", "HEAD"}).out;
   base.pop_back();
   std::string export_dir = repo_.path() + "/.git/corral/exports/" + base + "/tree";
-  std::string first = R"(git status --porcelain | wc -l | sed 's/^/dirty=/'
+  std::string first = R"SH(git status --porcelain | wc -l | sed 's/^/dirty=/'
 test -f keep/b.txt && echo whole=yes
 test -e EXPORT && echo export=visible
 ls -d /overlay-lower /overlay-upper /oldroot 2>/dev/null && echo staging=visible
@@ -394,7 +394,8 @@ mv keep/a.txt keep/renamed.txt
 ln -s shared.txt link
 rm fileToDir && mkdir fileToDir && echo inner > fileToDir/inner
 rm -r dirToFile && echo file > dirToFile
-)";
+printf x > "$(printf 'odd\nname')"; printf y > "$(printf '\377.bin')"
+)SH";
   std::string second = R"(git status --porcelain | wc -l | sed 's/^/dirty=/'
 rm added.txt keep/renamed.txt && echo again >> olddir/new.txt && rm -r fileToDir
 )";
@@ -439,6 +440,8 @@ rm added.txt keep/renamed.txt && echo again >> olddir/new.txt && rm -r fileToDir
   EXPECT_EQ(trees[1]["two"], trees[0]["two"]);
   EXPECT_EQ(Git({"show", "corral/" + overlay_run + "/two:olddir/new.txt"}).out, "anew\nagain\n");
   EXPECT_EQ(Git({"ls-tree", "corral/" + overlay_run + "/one", "link"}).out.substr(0, 6), "120000");
+  EXPECT_EQ(Git({"show", "corral/" + overlay_run + "/one:odd\nname"}).out, "x");
+  EXPECT_EQ(Git({"show", "corral/" + overlay_run + "/one:\377.bin"}).out, "y");
   EXPECT_EQ(Git({"ls-tree", "corral/" + overlay_run + "/one", "tool.sh"}).out.substr(0, 6), "100755");
   // The export is the base, untouched.
   EXPECT_EQ(ReadFile(export_dir + "/shared.txt"), "one\ntwo\nthree\n");

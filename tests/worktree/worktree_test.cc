@@ -534,6 +534,19 @@ TEST_F(WorktreeTest, IntegratesInOrderAndReportsConflicts) {
   EXPECT_NE(md.find("| `a` × `c` | `a.txt` |"), std::string::npos) << md;
 }
 
+// A conflict in a file whose name and text are Latin-1, not UTF-8: the report is still JSON, the
+// bytes shown as U+FFFD.
+TEST_F(WorktreeTest, AConflictOutsideUtf8IsStillReported) {
+  BranchToMerge a = Task("a", {{"caf\xe9.txt", "one\xa0\n"}});
+  BranchToMerge b = Task("b", {{"caf\xe9.txt", "two\xa0\n"}});
+  auto r = repo_->Integrate(base_, {a, b}, "corral/r1/merged");
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->conflicted, std::vector<std::string>{"b"});
+  std::string json;
+  ASSERT_NO_THROW(json = ToJson(*r));
+  EXPECT_NE(json.find("\"caf\xef\xbf\xbd.txt\""), std::string::npos) << json;
+}
+
 TEST_F(WorktreeTest, ConflictKinds) {
   BranchToMerge add1 = Task("add1", {{"new.txt", "one\n"}});
   BranchToMerge add2 = Task("add2", {{"new.txt", "two\n"}});
