@@ -112,6 +112,7 @@ Expected<bool> Dirty(const Workspace& ws) {
   // An overlay workspace's folder holds only what changed (overlay.cc): only that is compared.
   std::vector<std::string> candidates;
   std::vector<char*> paths;
+  std::set<std::string> not_checked_out;
   if (!ws.lower.empty()) {
     git_index* raw_index = nullptr;
     if (git_repository_index(&raw_index, repo.get()) != 0) return GitError("index of " + ws.path);
@@ -120,6 +121,7 @@ Expected<bool> Dirty(const Workspace& ws) {
     if (!changes) return std::unexpected(changes.error());
     if (changes->deletions) return true;
     candidates = std::move(changes->candidates);
+    not_checked_out = std::move(changes->not_checked_out);
     for (std::string& c : candidates) paths.push_back(c.data());
     opts.flags |= GIT_STATUS_OPT_DISABLE_PATHSPEC_MATCH;
     opts.pathspec = {paths.data(), paths.size()};
@@ -127,7 +129,13 @@ Expected<bool> Dirty(const Workspace& ws) {
   }
   git_status_list* list = nullptr;
   if (git_status_list_new(&list, repo.get(), &opts) != 0) return GitError("status of " + ws.path);
-  bool dirty = git_status_list_entrycount(list) > 0;
+  // A file the folder does not hold, below one it does, is not deleted: the export has it.
+  bool dirty = false;
+  for (size_t i = 0; i < git_status_list_entrycount(list) && !dirty; ++i) {
+    const git_status_entry* e = git_status_byindex(list, i);
+    const git_diff_delta* d = e->index_to_workdir;
+    dirty = !(e->status == GIT_STATUS_WT_DELETED && d && not_checked_out.count(d->old_file.path));
+  }
   git_status_list_free(list);
   return dirty;
 }

@@ -464,6 +464,11 @@ rm added.txt keep/renamed.txt && echo again >> olddir/new.txt && rm -r fileToDir
   std::string one = repo_.path() + "/.git/corral/worktrees/" + overlay_run + "/one";
   EXPECT_EQ(ReadFile(one + "/shared.txt"), "one\ntwo\nthree\nchanged\n");
   EXPECT_FALSE(fs::exists(one + "/gone.txt"));
+  // Clean sees what git sees: nothing uncommitted (keep/b.txt, not in the folder, is not deleted).
+  Output clean =
+      RunCommand({CORRAL_BIN, "clean", overlay_run, "--dry-run", "--repo", repo_.path()});
+  EXPECT_NE(clean.out.find("would remove corral/" + overlay_run + "/one ("), std::string::npos)
+      << clean.out << clean.err;
 }
 
 TEST_F(RunTest, TheAgentHoldsNoDescriptorOfCorrals) {
