@@ -74,6 +74,19 @@ void FillStat(git_index_entry* e, const struct stat& st) {
   e->file_size = static_cast<uint32_t>(st.st_size);
 }
 
+// The tree of the commit `hex` names, looked up in `repo`.
+Expected<TreePtr> TreeOf(git_repository* repo, const std::string& hex) {
+  git_oid oid;
+  git_commit* raw_commit = nullptr;
+  if (git_oid_fromstr(&oid, hex.c_str()) != 0 || git_commit_lookup(&raw_commit, repo, &oid) != 0) {
+    return GitError("commit " + hex);
+  }
+  CommitPtr commit(raw_commit);
+  git_tree* raw_tree = nullptr;
+  if (git_commit_tree(&raw_tree, commit.get()) != 0) return GitError("tree of " + hex);
+  return TreePtr(raw_tree);
+}
+
 bool Absent(const std::string& path) {
   struct stat st;
   return lstat(path.c_str(), &st) != 0 && (errno == ENOENT || errno == ENOTDIR);
@@ -120,16 +133,9 @@ Expected<std::string> MakeExport(git_repository* repo, const std::string& common
   auto lock = FileLock::Acquire(ExportsRoot(common) + "/.lock");
   if (!lock) return std::unexpected(lock.error());
   if (fs::is_regular_file(dir + "/index", ec)) return dir + "/tree";
-  git_oid oid;
-  git_commit* raw_commit = nullptr;
-  if (git_oid_fromstr(&oid, commit.c_str()) != 0 ||
-      git_commit_lookup(&raw_commit, repo, &oid) != 0) {
-    return GitError("export of " + commit);
-  }
-  CommitPtr c(raw_commit);
-  git_tree* raw_tree = nullptr;
-  if (git_commit_tree(&raw_tree, c.get()) != 0) return GitError("tree of " + commit);
-  TreePtr tree(raw_tree);
+  auto tree_of = TreeOf(repo, commit);
+  if (!tree_of) return std::unexpected(tree_of.error());
+  TreePtr tree = std::move(*tree_of);
   // Made aside and renamed into place: a folder with an index is whole.
   std::string staging = ExportsRoot(common) + "/.staging-" + commit;
   RemoveTree(staging);  // left by a corral killed here
@@ -239,16 +245,10 @@ Expected<> FillOverlay(git_repository* wrepo, const std::string& common, const s
 
   // In the folder: what the start commit has differently from the export, and every
   // .gitignore and .gitattributes (corral reads them on the host, where the export is not seen).
-  git_oid export_oid;
-  git_commit* raw_export = nullptr;
-  if (git_oid_fromstr(&export_oid, export_commit.c_str()) != 0 ||
-      git_commit_lookup(&raw_export, wrepo, &export_oid) != 0) {
-    return GitError("commit " + export_commit);
-  }
-  CommitPtr exported(raw_export);
-  git_tree *raw_from = nullptr, *raw_to = nullptr;
-  if (git_commit_tree(&raw_from, exported.get()) != 0) return GitError("tree of " + export_commit);
-  TreePtr from(raw_from);
+  auto from_tree = TreeOf(wrepo, export_commit);
+  if (!from_tree) return std::unexpected(from_tree.error());
+  TreePtr from = std::move(*from_tree);
+  git_tree* raw_to = nullptr;
   // Looked up in the worktree's repository object: checkout insists.
   if (git_tree_lookup(&raw_to, wrepo, git_commit_tree_id(start)) != 0) {
     return GitError("tree of the start commit");
