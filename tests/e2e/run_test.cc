@@ -3,8 +3,10 @@
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -201,6 +203,63 @@ TEST_F(RunTest, OverlayRetriesStartFromACleanReset) {
   EXPECT_EQ(flaky["exit_code"], 1) << "3: the deleted file stayed deleted, 4: the new one stayed";
   // The failed last try's work is committed all the same, as a worktree's would be.
   EXPECT_EQ(flaky["files_changed"], json({"marker", "shared.txt"})) << flaky.dump();
+}
+
+TEST_F(RunTest, OverlayAgentsCannotPlantOverlayAttributes) {
+  // The folder below an overlay workspace is read after the agent by what overlayfs wrote there:
+  // an opaque folder would make corral commit deletions the agent never made, a redirect would
+  // point the next mount elsewhere. The agent sets every such attribute, in both namespaces
+  // overlayfs reads, on a folder of the base it wrote into, on one it made, and on files. (The
+  // kernel refuses them, or since 6.7 stores them escaped, as user.overlay.overlay.*.)
+  fs::create_directories(repo_.path() + "/keep");
+  WriteFile(repo_.path() + "/keep/a.txt", "a\n");
+  WriteFile(repo_.path() + "/keep/b.txt", "b\n");
+  Git({"add", "keep"});
+  Git({"commit", "-q", "-m", "keep"});
+  user_ = Git({"status", "--porcelain"}).out + Git({"rev-parse", "HEAD"}).out;
+  std::string script = R"PY(
+import os
+open("keep/new.txt", "w").write("n\n")
+os.mkdir("made")
+open("made/f", "w").write("f\n")
+for path in ["keep", "made", "keep/new.txt", "made/f"]:
+    for ns in ["user", "trusted"]:
+        for name in ["opaque", "redirect", "origin", "metacopy", "whiteout", "impure", "upper"]:
+            key = ns + ".overlay." + name
+            try:
+                os.setxattr(path, key, b"y" if name == "opaque" else b"/etc")
+                print("set", path, key)
+            except OSError as e:
+                print("refused", path, key, e.errno)
+print("a.txt" in os.listdir("keep") and "keep=whole")
+)PY";
+  Output o = Run("[run]\nworkspaces = \"overlay\"\n\n[[task]]\nid = \"plant\"\npolicy = \"" POLICIES_DIR
+                 "/default.toml\"\nrun = [\"python3\", \"-c\", '''" +
+                 script + "''']\n");
+  ASSERT_EQ(o.status, 0) << o.err;
+  json r = Report();
+  json plant = Find(r, "plant");
+  ASSERT_EQ(plant["status"], "succeeded") << plant.dump();
+  std::string run = r["run"];
+  std::string log = ReadFile(repo_.path() + "/.git/corral/runs/" + run + "/logs/plant.log");
+  EXPECT_NE(log.find("keep=whole"), std::string::npos) << log;
+  // What was committed is what the agent did: two new files, no deletion.
+  EXPECT_EQ(plant["files_changed"], json({"keep/new.txt", "made/f"})) << plant.dump() << log;
+  EXPECT_EQ(Git({"show", "corral/" + run + "/plant:keep/a.txt"}).out, "a\n");
+  EXPECT_EQ(Git({"show", "corral/" + run + "/plant:keep/b.txt"}).out, "b\n");
+  // And the folder keeps none of overlayfs's attributes, escaped or not, for a later mount.
+  std::string worktree = repo_.path() + "/.git/corral/worktrees/" + run + "/plant";
+  for (const auto& e : fs::recursive_directory_iterator(worktree)) {
+    char names[4096];
+    ssize_t n = llistxattr(e.path().c_str(), names, sizeof(names));
+    ASSERT_GE(n, 0) << e.path();
+    for (ssize_t at = 0; at < n; at += static_cast<ssize_t>(std::strlen(names + at)) + 1) {
+      std::string name = names + at;
+      EXPECT_EQ(name.find(".overlay."), std::string::npos) << e.path() << ": " << name;
+    }
+  }
+  Output status = RunCommand({"/usr/bin/git", "-C", worktree, "status", "--porcelain"});
+  EXPECT_EQ(status.out, "") << status.err;
 }
 
 TEST_F(RunTest, BadPlansCreateNothing) {
