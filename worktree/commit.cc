@@ -236,6 +236,7 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   // threads first narrows it to the paths whose stat data moved (git's preload-index). An
   // overlay workspace's folder holds only what changed: that is the list.
   std::optional<WorktreeScan> scan;
+  std::optional<OverlayChanges> overlay_read;
   bool overlay = !ws.lower.empty();
   if (overlay) {
     auto changes = ReadOverlay(ws.path, ws.lower, index.get(), true);
@@ -250,7 +251,8 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
       return Fail("create " + ws.overlay_work + ": " + std::strerror(errno));
     }
     not_checked_out.insert(changes->not_checked_out.begin(), changes->not_checked_out.end());
-    scan = WorktreeScan{std::move(changes->candidates), {}, std::move(changes->unreadable)};
+    scan = WorktreeScan{changes->candidates, {}, changes->unreadable};
+    overlay_read = std::move(*changes);
     std::sort(scan->unreadable.begin(), scan->unreadable.end());
   } else {
     scan = ScanWorktree(ws.path, index.get());
@@ -291,7 +293,7 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   }
   // The overlay's folder is a sparse worktree from now on: what is not in it is skip-worktree.
   if (overlay) {
-    MarkNotCheckedOut(index.get(), ws.path);
+    MarkNotCheckedOut(index.get(), *overlay_read);
     if (git_index_write(index.get()) != 0) return GitError("write index of " + ws.path);
   }
 

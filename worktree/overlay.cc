@@ -87,11 +87,6 @@ Expected<TreePtr> TreeOf(git_repository* repo, const std::string& hex) {
   return TreePtr(raw_tree);
 }
 
-bool Absent(const std::string& path) {
-  struct stat st;
-  return lstat(path.c_str(), &st) != 0 && (errno == ENOENT || errno == ENOTDIR);
-}
-
 }  // namespace
 
 std::string OverlayWorkPath(const std::string& workspace) {
@@ -354,6 +349,7 @@ Expected<OverlayChanges> ReadOverlay(const std::string& root, const std::string&
   };
   std::unordered_map<std::string, Upper> upper;
   std::vector<std::string> whiteout_paths, attribute_paths = {root};
+  std::string untracked;  // "folder/" while the walk is below an untracked folder
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(
            root, fs::directory_options::skip_permission_denied, ec);
@@ -380,7 +376,18 @@ Expected<OverlayChanges> ReadOverlay(const std::string& root, const std::string&
       attribute_paths.push_back(full);
     }
     upper.emplace(rel, kind);
-    if (kind != Upper::kWhiteout) out.candidates.push_back(rel);
+    if (kind == Upper::kWhiteout) continue;
+    out.in_folder.insert(rel);
+    // A tracked folder is no candidate: libgit2 would compare every file the index holds below
+    // it, nearly all of them not in the folder. Its files are, one by one; an untracked folder
+    // is one candidate, whole.
+    if (!untracked.empty() && rel.starts_with(untracked)) continue;
+    if (kind == Upper::kFile) {
+      out.candidates.push_back(rel);
+    } else if (size_t at; git_index_find_prefix(&at, index, (rel + "/").c_str()) != 0) {
+      out.candidates.push_back(rel);
+      untracked = rel + "/";
+    }
   }
   if (ec) return Fail("list " + root + ": " + ec.message());
   // Whether something of the folder hides `path` of the export: a whiteout, an opaque folder or
@@ -422,10 +429,14 @@ Expected<OverlayChanges> ReadOverlay(const std::string& root, const std::string&
   return out;
 }
 
-void MarkNotCheckedOut(git_index* index, const std::string& root) {
+void MarkNotCheckedOut(git_index* index, const OverlayChanges& read) {
   for (size_t i = 0; i < git_index_entrycount(index); ++i) {
     const git_index_entry* e = git_index_get_byindex(index, i);
-    SetSkipWorktree(e, Absent(root + "/" + e->path));
+    std::string_view path = e->path;
+    bool held = read.in_folder.count(e->path) > 0 ||
+                std::any_of(read.unreadable.begin(), read.unreadable.end(),
+                            [&](const std::string& folder) { return path.starts_with(folder); });
+    SetSkipWorktree(e, !held);
   }
 }
 

@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "worktree/error.h"
@@ -45,6 +46,7 @@ struct OverlayChanges {
   std::vector<std::string> candidates;    // sorted: what is in the folder, and what was deleted
   std::set<std::string> not_checked_out;  // tracked, not in the folder, not deleted
   std::vector<std::string> unreadable;    // folders, "path/"
+  std::unordered_set<std::string> in_folder;  // each path the folder holds after a clean read
   bool deletions = false;                 // whether a tracked path was deleted
 };
 
@@ -54,9 +56,10 @@ struct OverlayChanges {
 Expected<OverlayChanges> ReadOverlay(const std::string& root, const std::string& lower,
                                      git_index* index, bool clean);
 
-// Marks each entry of `index` skip-worktree when its file is not in `root`, and clears the mark
-// of the others.
-void MarkNotCheckedOut(git_index* index, const std::string& root);
+// Marks each entry of `index` skip-worktree when the folder does not hold its file (by what
+// ReadOverlay with `clean` listed there), and clears the mark of the others. A file below an
+// unreadable folder counts as held.
+void MarkNotCheckedOut(git_index* index, const OverlayChanges& read);
 void ClearSkipWorktree(git_index* index);
 
 }  // namespace corral::worktree

@@ -1,10 +1,13 @@
 // corral's git layer against the git CLI, side by side in one run, on generated repositories:
 //   1. creating a task workspace      vs `git worktree add -b BRANCH PATH BASE` (a checkout,
 //      and an overlay workspace on the base's export: the fast path)
-//   2. committing 100 changed files   vs `git add -A && git commit`
+//   2. committing 100 changed files   vs `git add -A && git commit` (in a checkout, and in an
+//      overlay workspace)
 //   3. integrating 8 task branches    vs a chain of `git merge-tree --write-tree` + `git commit-tree`
 // Usage: git_bench [FILES...]   (default: 20000 80000). Prints medians and ratios.
 #include <spawn.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -175,6 +178,38 @@ void Bench(int files, const Parts& parts) {
     theirs.push_back(Ms(Clock::now() - start));
   }
   if (!ours.empty()) Report("commit 100 changed files", Median(ours), Median(theirs), "at most 1.0x");
+  // 2b. The same commit in an overlay workspace. What the agent's writes leave in the folder
+  // below the mount is made here directly: the changed and new files (overlayfs copies a file up
+  // whole) and a whiteout for each deleted one.
+  ours.clear();
+  theirs.clear();
+  for (int i = 0; i < reps && parts.commit; ++i) {
+    auto ws = repo->FindWorkspace("bench", "o" + std::to_string(i));
+    std::string plain = root + "/plain-o" + std::to_string(i);
+    for (const std::string& dir : {ws->path, plain}) {
+      for (int k = 0; k < 60; ++k) Write(dir + "/d" + std::to_string(k) + "/f" + std::to_string(k) + ".txt", "changed\n");
+      for (int k = 0; k < 20; ++k) Write(dir + "/new/n" + std::to_string(k) + ".txt", "new\n");
+    }
+    for (int k = 60; k < 80; ++k) {
+      std::string name = "/d" + std::to_string(k) + "/f" + std::to_string(k) + ".txt";
+      fs::remove(plain + name);
+      fs::create_directories(ws->path + "/d" + std::to_string(k));
+      if (mknod((ws->path + name).c_str(), S_IFCHR, makedev(0, 0)) != 0) {
+        std::exit((std::perror("git_bench: whiteout"), 1));
+      }
+    }
+    auto start = Clock::now();
+    auto c = repo->CommitAll(*ws, {"bench", "o" + std::to_string(i), "bench@0", {}, {}, {}});
+    ours.push_back(Ms(Clock::now() - start));
+    if (!c || !c->committed) std::exit((std::fprintf(stderr, "overlay commit failed\n"), 1));
+    if (c->files_changed.size() != 100) {
+      std::exit((std::fprintf(stderr, "overlay commit: %zu files changed, not 100\n", c->files_changed.size()), 1));
+    }
+    start = Clock::now();
+    Run("git -C " + plain + " add -A && git -C " + plain + " commit -q -m x");
+    theirs.push_back(Ms(Clock::now() - start));
+  }
+  if (!ours.empty()) Report("commit 100 files, overlay", Median(ours), Median(theirs), "at most 1.0x");
 
   // 3. Integrate 8 branches, each changing its own 10 files, made with the git CLI.
   if (!parts.integrate) {
