@@ -119,7 +119,8 @@ Expected<bool> Dirty(const Workspace& ws) {
     IndexPtr index(raw_index);
     auto changes = ReadOverlay(ws.path, ws.lower, index.get(), false);
     if (!changes) return std::unexpected(changes.error());
-    if (changes->deletions) return true;
+    // A folder corral cannot list may hold work: kept, as a deletion is.
+    if (changes->deletions || !changes->unreadable.empty()) return true;
     candidates = std::move(changes->candidates);
     not_checked_out = std::move(changes->not_checked_out);
     for (std::string& c : candidates) paths.push_back(c.data());

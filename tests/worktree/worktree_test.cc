@@ -756,6 +756,21 @@ TEST_F(WorktreeTest, OverlayChangesAreReadFromTheFolder) {
   EXPECT_FALSE(fs::exists(ws->overlay_work));
 }
 
+TEST_F(WorktreeTest, AnOverlayFolderCorralCannotListIsKeptByClean) {
+  // libgit2's status passes over a folder it cannot list: as the unprivileged user, corral sees
+  // only that the folder is there, and what is in it may be work that is in no commit.
+  auto ws = repo_->CreateWorkspace("o", "t", base_, base_);
+  ASSERT_TRUE(ws) << ws.error().message;
+  fs::create_directories(ws->path + "/private");
+  WriteFile(ws->path + "/private/notes.txt", "mine\n");
+  ASSERT_EQ(chmod((ws->path + "/private").c_str(), 0), 0);
+  auto kept = repo_->Clean({"o", false, false});
+  chmod((ws->path + "/private").c_str(), 0700);
+  ASSERT_TRUE(kept) << kept.error().message;
+  EXPECT_EQ(Describe(*kept), "kept corral/o/t: uncommitted changes in " + ws->path + "\n");
+  EXPECT_EQ(ReadFile(ws->path + "/private/notes.txt"), "mine\n");
+}
+
 TEST_F(WorktreeTest, TaskBranchesDoNotVouchForEachOther) {
   // q builds on p; neither is on a branch clean keeps, so both stay. An empty commit is work too.
   Git({"branch", "corral/r2/p", base_});
