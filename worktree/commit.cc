@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <future>
 #include <set>
+#include <unordered_set>
 
 #include "worktree/files.h"
 #include "worktree/git_handle.h"
@@ -236,7 +237,7 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   // threads first narrows it to the paths whose stat data moved (git's preload-index). An
   // overlay workspace's folder holds only what changed: that is the list.
   std::optional<WorktreeScan> scan;
-  std::optional<OverlayChanges> overlay_read;
+  std::unordered_set<std::string> in_folder;  // an overlay's: what its folder holds
   bool overlay = !ws.lower.empty();
   if (overlay) {
     auto changes = ReadOverlay(ws.path, ws.lower, index.get(), true);
@@ -251,8 +252,8 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
       return Fail("create " + ws.overlay_work + ": " + std::strerror(errno));
     }
     not_checked_out.insert(changes->not_checked_out.begin(), changes->not_checked_out.end());
-    scan = WorktreeScan{changes->candidates, {}, changes->unreadable};
-    overlay_read = std::move(*changes);
+    in_folder = std::move(changes->in_folder);
+    scan = WorktreeScan{std::move(changes->candidates), {}, std::move(changes->unreadable)};
     std::sort(scan->unreadable.begin(), scan->unreadable.end());
   } else {
     scan = ScanWorktree(ws.path, index.get());
@@ -293,7 +294,7 @@ Expected<CommitResult> Repository::CommitAll(const Workspace& ws, const CommitRe
   }
   // The overlay's folder is a sparse worktree from now on: what is not in it is skip-worktree.
   if (overlay) {
-    MarkNotCheckedOut(index.get(), *overlay_read);
+    MarkNotCheckedOut(index.get(), in_folder, scan->unreadable);
     if (git_index_write(index.get()) != 0) return GitError("write index of " + ws.path);
   }
 

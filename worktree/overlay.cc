@@ -429,12 +429,13 @@ Expected<OverlayChanges> ReadOverlay(const std::string& root, const std::string&
   return out;
 }
 
-void MarkNotCheckedOut(git_index* index, const OverlayChanges& read) {
+void MarkNotCheckedOut(git_index* index, const std::unordered_set<std::string>& in_folder,
+                       const std::vector<std::string>& unreadable) {
   for (size_t i = 0; i < git_index_entrycount(index); ++i) {
     const git_index_entry* e = git_index_get_byindex(index, i);
     std::string_view path = e->path;
-    bool held = read.in_folder.count(e->path) > 0 ||
-                std::any_of(read.unreadable.begin(), read.unreadable.end(),
+    bool held = in_folder.count(e->path) > 0 ||
+                std::any_of(unreadable.begin(), unreadable.end(),
                             [&](const std::string& folder) { return path.starts_with(folder); });
     SetSkipWorktree(e, !held);
   }

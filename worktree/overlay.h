@@ -56,10 +56,11 @@ struct OverlayChanges {
 Expected<OverlayChanges> ReadOverlay(const std::string& root, const std::string& lower,
                                      git_index* index, bool clean);
 
-// Marks each entry of `index` skip-worktree when the folder does not hold its file (by what
-// ReadOverlay with `clean` listed there), and clears the mark of the others. A file below an
-// unreadable folder counts as held.
-void MarkNotCheckedOut(git_index* index, const OverlayChanges& read);
+// Marks each entry of `index` skip-worktree when the folder does not hold its file (`in_folder`,
+// as ReadOverlay with `clean` listed it), and clears the mark of the others. A file below one of
+// the `unreadable` folders ("path/") counts as held.
+void MarkNotCheckedOut(git_index* index, const std::unordered_set<std::string>& in_folder,
+                       const std::vector<std::string>& unreadable);
 void ClearSkipWorktree(git_index* index);
 
 }  // namespace corral::worktree

@@ -51,6 +51,12 @@ void Write(const std::string& path, const std::string& content) {
   std::ofstream(path) << content;
 }
 
+// The commit's changes but its deletions: 60 files of the base changed, 20 new.
+void WriteChanges(const std::string& dir) {
+  for (int k = 0; k < 60; ++k) Write(dir + "/d" + std::to_string(k) + "/f" + std::to_string(k) + ".txt", "changed\n");
+  for (int k = 0; k < 20; ++k) Write(dir + "/new/n" + std::to_string(k) + ".txt", "new\n");
+}
+
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 double Median(std::vector<double> v) {
@@ -165,8 +171,7 @@ void Bench(int files, const Parts& parts) {
     auto ws = repo->FindWorkspace("bench", "w" + std::to_string(i));
     std::string plain = root + "/plain-w" + std::to_string(i);
     for (const std::string& dir : {ws->path, plain}) {
-      for (int k = 0; k < 60; ++k) Write(dir + "/d" + std::to_string(k) + "/f" + std::to_string(k) + ".txt", "changed\n");
-      for (int k = 0; k < 20; ++k) Write(dir + "/new/n" + std::to_string(k) + ".txt", "new\n");
+      WriteChanges(dir);
       for (int k = 60; k < 80; ++k) fs::remove(dir + "/d" + std::to_string(k) + "/f" + std::to_string(k) + ".txt");
     }
     auto start = Clock::now();
@@ -186,10 +191,7 @@ void Bench(int files, const Parts& parts) {
   for (int i = 0; i < reps && parts.commit; ++i) {
     auto ws = repo->FindWorkspace("bench", "o" + std::to_string(i));
     std::string plain = root + "/plain-o" + std::to_string(i);
-    for (const std::string& dir : {ws->path, plain}) {
-      for (int k = 0; k < 60; ++k) Write(dir + "/d" + std::to_string(k) + "/f" + std::to_string(k) + ".txt", "changed\n");
-      for (int k = 0; k < 20; ++k) Write(dir + "/new/n" + std::to_string(k) + ".txt", "new\n");
-    }
+    for (const std::string& dir : {ws->path, plain}) WriteChanges(dir);
     for (int k = 60; k < 80; ++k) {
       std::string name = "/d" + std::to_string(k) + "/f" + std::to_string(k) + ".txt";
       fs::remove(plain + name);
