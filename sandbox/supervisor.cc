@@ -260,6 +260,7 @@ Expected<Result> Supervise(const Spec& request, int reply_fd) {
   Clock::time_point kill_deadline{};
   const bool watch_cpu = spec.limits.cpu_time.has_value();
   bool init_done = false;
+  bool sock_open = true;
   while (!init_done) {
     Clock::time_point now = Clock::now();
     Clock::time_point wake = now + std::chrono::hours(24);
@@ -270,17 +271,24 @@ Expected<Result> Supervise(const Spec& request, int reply_fd) {
         static_cast<int>(std::max<int64_t>(0, std::chrono::ceil<milliseconds>(wake - now).count()));
     // A negative fd (no listener) is ignored by poll.
     std::vector<pollfd> fds = {{init.get(), POLLIN, 0},
-                               {sock.get(), POLLIN, 0},
+                               {sock_open ? sock.get() : -1, POLLIN, 0},
                                {signals->get(), POLLIN, 0},
                                {watch.listener.get(), POLLIN, 0}};
     watch.exits.AddPollFds(&fds);
     int n = poll(fds.data(), fds.size(), timeout);
     if (n > 0) watch.exits.Handle(fds, 4, &watch.execs);
     if (n < 0 && errno != EINTR) return abort_setup(ErrnoError("poll").error());
-    if (n > 0 && (fds[1].revents & POLLIN)) {
+    if (n > 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
       ipc::Message m;
       std::vector<int> received;
-      if (ipc::Receive(sock.get(), &m, &received)) watch.Handle(m, received);
+      // Once pid 1 has closed its end (it exits: what is left of the sandbox ends with it), the
+      // socket reads as at its end at once; polled on, it would spin this loop, on the CPU that
+      // the exiting sandbox needs, until the kernel has torn the sandbox down.
+      if (ipc::Receive(sock.get(), &m, &received)) {
+        watch.Handle(m, received);
+      } else {
+        sock_open = false;
+      }
     }
     if (n > 0 && watch.listener.get() >= 0 && (fds[3].revents & (POLLIN | POLLHUP | POLLERR))) {
       if (fds[3].revents & POLLIN) {
