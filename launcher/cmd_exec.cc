@@ -36,6 +36,15 @@ int SetupFailed(const std::string& message) {
 }
 
 int RunExec(const ExecOptions& o) {
+  // The helper starts first: it execs and starts up while this process reads the policy and
+  // builds the Spec. One that cannot start is started again below, which reports why.
+  sandbox::RunOptions run_options;
+  auto helper_path = HelperPath();
+  std::optional<sandbox::Helper> early;
+  if (helper_path) {
+    run_options.helper_path = *helper_path;
+    if (auto started = sandbox::Helper::Start(run_options)) early.emplace(std::move(*started));
+  }
   auto policy = o.policy.empty() ? DefaultPolicy() : LoadPolicy(o.policy);
   if (!policy) {
     std::fprintf(stderr, "corral: %s\n", policy.error().c_str());
@@ -84,10 +93,7 @@ int RunExec(const ExecOptions& o) {
       if (!dir.empty()) std::filesystem::remove_all(dir, ec);
     }
   } remove_tls{tls_dir};
-  auto helper = HelperPath();
-  if (!helper) return SetupFailed(helper.error());
-  sandbox::RunOptions run_options;
-  run_options.helper_path = *helper;
+  if (!helper_path) return SetupFailed(helper_path.error());
   // With an allow-list, the proxy serves this one sandbox; refusals are said on stderr.
   std::optional<sandbox::EgressProxy> proxy;
   uint64_t served = 0;
@@ -114,8 +120,15 @@ int RunExec(const ExecOptions& o) {
       served = proxy->Serve(fd, std::move(client));
     };
   }
-  auto result = policy->target == policy::Target::kVm ? vm::Run(*spec, run_options)
-                                                     : sandbox::Run(*spec, run_options);
+  sandbox::Expected<sandbox::Result> result;
+  if (policy->target == policy::Target::kVm) {
+    early.reset();
+    result = vm::Run(*spec, run_options);
+  } else if (early) {
+    result = early->Run(*spec, run_options.on_proxy_listener, run_options.forward_signals);
+  } else {
+    result = sandbox::Run(*spec, run_options);
+  }
   if (proxy && served) proxy->Stop(served);
   if (!result) return SetupFailed(result.error().message);
   const sandbox::Result& r = *result;

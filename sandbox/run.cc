@@ -58,9 +58,23 @@ Expected<std::string> CompileBpf(const std::vector<SyscallRule>& rules, bool not
   return filter->ExportBpf();
 }
 
-Expected<Result> Run(const Spec& spec, const RunOptions& options) {
-  // Serialized first: the helper waits for it, so it is on the critical path once it runs.
-  const std::string request = ToJson(spec);
+struct Helper::Process {
+  boost::process::child child;
+  int sock = -1;  // corral's end of the socket; the helper's end is its fd kIpcFd
+  ~Process() {
+    // Unrun: at the end of its input the helper answers that there was no Spec, and exits.
+    if (sock >= 0) close(sock);
+    std::error_code ec;
+    if (child.valid() && child.running(ec)) child.wait(ec);
+  }
+};
+
+Helper::Helper(std::unique_ptr<Process> process) : process_(std::move(process)) {}
+Helper::Helper(Helper&&) noexcept = default;
+Helper& Helper::operator=(Helper&&) noexcept = default;
+Helper::~Helper() = default;
+
+Expected<Helper> Helper::Start(const RunOptions& options) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return ErrnoError("socketpair");
   // The helper's end becomes its fd kIpcFd; the number is on the command line, the data never
@@ -68,10 +82,8 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
   // helper that inherited another task's end would keep that task's reply open until it exits.
   constexpr int kIpcFd = 3;
   constexpr int kHoldFd = 4;
-  std::optional<SignalForwarding> forwarding;
-  if (options.forward_signals) forwarding.emplace();
+  auto process = std::make_unique<Process>();
   std::string failure;
-  boost::process::child helper;
   try {
     namespace bp = boost::process;
     bp::environment no_environment;
@@ -96,31 +108,52 @@ Expected<Result> Run(const Spec& spec, const RunOptions& options) {
         close(hold);
       }
     };
-    helper = bp::child(exe, args, no_environment, redirect, bp::posix::use_vfork);
+    process->child = bp::child(exe, args, no_environment, redirect, bp::posix::use_vfork);
   } catch (const std::exception& e) {
     failure = e.what();
   }
   close(sv[1]);
-  if (!failure.empty() || !helper.valid()) {
+  if (!failure.empty() || !process->child.valid()) {
     close(sv[0]);
     return Fail("start " + options.helper_path + ": " + failure);
   }
-  if (options.forward_signals) g_helper = helper.id();
-  if (options.on_start) options.on_start(helper.id());
-  auto sent = WriteAll(sv[0], request, "send spec to helper");
-  shutdown(sv[0], SHUT_WR);
-  std::string reply = ReadReply(sv[0], options.on_proxy_listener);
-  close(sv[0]);
+  process->sock = sv[0];
+  if (options.on_start) options.on_start(process->child.id());
+  return Helper(std::move(process));
+}
+
+Expected<Result> Helper::Run(const Spec& spec,
+                             const std::function<void(int listener)>& on_proxy_listener,
+                             bool forward_signals) {
+  if (!process_ || process_->sock < 0) return Fail("a sandbox helper runs one sandbox");
+  std::optional<SignalForwarding> forwarding;
+  if (forward_signals) {
+    forwarding.emplace();
+    g_helper = process_->child.id();
+  }
+  const int sock = process_->sock;
+  process_->sock = -1;
+  auto sent = WriteAll(sock, ToJson(spec), "send spec to helper");
+  shutdown(sock, SHUT_WR);
+  std::string reply = ReadReply(sock, on_proxy_listener);
+  close(sock);
   std::error_code ec;
-  helper.wait(ec);
-  if (options.forward_signals) g_helper = 0;
+  process_->child.wait(ec);
+  if (forward_signals) g_helper = 0;
   if (!sent) return std::unexpected(sent.error());
   if (reply.empty()) {
-    return Fail("the sandbox helper died (exit " + std::to_string(helper.exit_code()) + ")");
+    return Fail("the sandbox helper died (exit " + std::to_string(process_->child.exit_code()) +
+                ")");
   }
   // The helper answers "E<message>" when the sandbox could not be set up, else "R<result json>".
   if (reply[0] == 'E') return Fail(reply.substr(1));
   return ResultFromJson(reply.substr(1));
+}
+
+Expected<Result> Run(const Spec& spec, const RunOptions& options) {
+  auto helper = Helper::Start(options);
+  if (!helper) return std::unexpected(helper.error());
+  return helper->Run(spec, options.on_proxy_listener, options.forward_signals);
 }
 
 Expected<std::vector<HostCheck>> RunHostProbe(const std::string& helper_path) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,8 +37,31 @@ struct RunOptions {
   int hold_fd = -1;
 };
 
-// Runs the command. Returns an Error when the sandbox could not be set up; nothing ran then.
-// REQUIRES: the calling thread outlives the run (the helper dies with it).
+// A helper started before its Spec is known. It execs and starts up (on a VM that traps the CPU
+// identification instructions, half a millisecond before its first line runs) while the caller
+// still reads its policy, on another CPU where the machine has one; then it waits for Run().
+// A Helper destroyed without Run() ends at once and starts no sandbox.
+class Helper {
+ public:
+  // Uses options.helper_path, the stdio descriptors, hold_fd and on_start; the rest of the
+  // options are Run()'s. Until Run(), a signal to the caller ends it as it would have.
+  static Expected<Helper> Start(const RunOptions& options);
+  Helper(Helper&&) noexcept;
+  Helper& operator=(Helper&&) noexcept;
+  ~Helper();
+
+  // Runs the command. Returns an Error when the sandbox could not be set up; nothing ran then.
+  // Once only. REQUIRES: the calling thread outlives the run (the helper dies with it).
+  Expected<Result> Run(const Spec& spec, const std::function<void(int listener)>& on_proxy_listener,
+                       bool forward_signals);
+
+ private:
+  struct Process;
+  explicit Helper(std::unique_ptr<Process> process);
+  std::unique_ptr<Process> process_;
+};
+
+// Helper::Start, then Helper::Run.
 Expected<Result> Run(const Spec& spec, const RunOptions& options);
 
 // Whether libseccomp knows `name` as a syscall of this machine.

@@ -34,6 +34,13 @@ contains "a bad policy names file, line, column and key" err \
 
 check "a missing policy file is exit 2" 2 "$corral" exec --policy "$scratch/none.toml" -- true
 contains "a missing policy file is named" err "corral: $scratch/none.toml: No such file or directory"
+# corral exec starts its sandbox helper before it reads the policy: a bad one still says only
+# why, and the helper ends with corral (a pipe that one kept open would never reach its end).
+check "exec with a bad policy is exit 2" 2 timeout 20 bash -o pipefail -c \
+  "'$corral' exec --policy '$scratch/bad.toml' -- true 2>&1 | cat"
+contains "exec names the bad policy's file, line, column and key" out \
+  "$scratch/bad.toml:2:13: limits.wall_time: 'soon' is not a duration (examples: 90s, 30m, 1h)"
+check "exec with a bad policy says one line" 0 test "$(wc -l <"$scratch/out")" -eq 1
 
 check "policy export as an OCI seccomp profile" 0 "$corral" policy export "$src"/policies/default.toml --format oci-seccomp
 contains "the profile allows by default" out '"defaultAction": "SCMP_ACT_ALLOW"'
