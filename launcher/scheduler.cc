@@ -8,6 +8,10 @@ namespace corral::launcher {
 // The multiplicative decrease on a rate limit (as CUBIC's beta): gentler than halving, so a
 // window that sits just above what the server bears does not fall far below it.
 constexpr double kDecrease = 0.7;
+// The window a rate limit refused is tried again only after this many cooldowns without one:
+// below it the window grows as before, and there it stays instead of hitting the limit again at
+// every step.
+constexpr int kProbeCooldowns = 4;
 
 const char* Name(TaskState s) {
   switch (s) {
@@ -100,7 +104,7 @@ void Scheduler::Finish(size_t task, const Outcome& outcome, Millis now) {
     case K::kSucceeded:
       e.state = TaskState::kSucceeded;
       e.reason.clear();
-      Increase();
+      Increase(now);
       return;
     case K::kRateLimited:
       Decrease(now);
@@ -151,20 +155,28 @@ void Scheduler::Answered(int count, Millis now) {
   // or slow to start would otherwise grow it without a test.
   if (options_.jobs || running_ < static_cast<size_t>(limit())) return;
   if (!last_decrease_) {
-    for (int i = 0; i < count; ++i) Increase();
+    for (int i = 0; i < count; ++i) Increase(now);
     return;
   }
   // Many answers come from one task: one more per cooldown in which none was refused.
   if (now - std::max(*last_decrease_, last_increase_) < options_.auto_cooldown) return;
-  last_increase_ = now;
-  auto_limit_ = std::min<double>(options_.auto_max, std::floor(auto_limit_) + 1);
+  if (Grow(std::floor(auto_limit_) + 1, now)) last_increase_ = now;
 }
 
-void Scheduler::Increase() {
+void Scheduler::Increase(Millis now) {
   // Slow start until the first sign of a limit (one more per success), then about one more per
   // window of successes.
-  auto_limit_ = std::min<double>(options_.auto_max,
-                                 auto_limit_ + (last_decrease_ ? 1.0 / auto_limit_ : 1.0));
+  Grow(auto_limit_ + (last_decrease_ ? 1.0 / auto_limit_ : 1.0), now);
+}
+
+bool Scheduler::Grow(double to, Millis now) {
+  to = std::min<double>(options_.auto_max, to);
+  if (refused_at_ > 0 && std::floor(to) >= std::floor(refused_at_)) {
+    if (now - *last_decrease_ < kProbeCooldowns * options_.auto_cooldown) return false;
+    refused_at_ = 0;  // quiet long enough: the window is tried again, and grows from there
+  }
+  auto_limit_ = to;
+  return true;
 }
 
 void Scheduler::Decrease(Millis now) {
@@ -173,6 +185,7 @@ void Scheduler::Decrease(Millis now) {
   // once per cooldown.
   if (last_decrease_ && now - *last_decrease_ < options_.auto_cooldown) return;
   last_decrease_ = now;
+  refused_at_ = auto_limit_;
   auto_limit_ = std::max(1.0, auto_limit_ * kDecrease);
 }
 

@@ -9,7 +9,9 @@
 // - `jobs = auto`: additive increase, multiplicative decrease. The window starts at `auto_start`,
 //   grows by one per success until the first rate limit (slow start), then by about one per
 //   window of successes, and shrinks to 0.7 of itself (at most once per `auto_cooldown`) on a
-//   rate limit reported by a task or by the egress proxy. Answers the egress proxy sees allowed
+//   rate limit reported by a task or by the egress proxy; back below the window that was
+//   refused, it reaches it again only after four cooldowns without a rate limit. Answers the
+//   egress proxy sees allowed
 //   hosts give, while the window is full, count too: agents that talk to an API say within seconds
 //   whether it bears the load, long before they end. Each answer is a success in slow start;
 //   after it, a cooldown of answers without a rate limit is worth one more.
@@ -116,7 +118,10 @@ class Scheduler {
   };
   void SkipDependents();
   void Decrease(Millis now);
-  void Increase();
+  void Increase(Millis now);
+  // Sets the window to `to` (at most auto_max) unless that reaches the window the last rate
+  // limit refused before kProbeCooldowns cooldowns without one. Whether it did.
+  bool Grow(double to, Millis now);
   Millis Backoff(int attempt, std::optional<Millis> retry_after);
 
   std::vector<Entry> tasks_;
@@ -125,6 +130,7 @@ class Scheduler {
   size_t running_ = 0;
   double auto_limit_;
   std::optional<Millis> last_decrease_;
+  double refused_at_ = 0;  // the window when the last rate limit came; 0: none, or tried again
   Millis last_increase_{0};  // by answers, after slow start
   std::mt19937_64 rng_;
 };

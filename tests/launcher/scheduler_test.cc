@@ -201,12 +201,13 @@ TEST(SchedulerTest, EndlessRateLimitingEndsInFailure) {
 
 // 40 tasks of 1 s against an API that refuses (429, Retry-After 1 s) whatever runs beyond 5 at
 // once. Returns how many tries were refused and when the run ended.
-std::pair<int, Millis> AgainstLimitedApi(std::optional<int> jobs, size_t* max_running) {
+std::pair<int, Millis> AgainstLimitedApi(std::optional<int> jobs, size_t* max_running,
+                                         size_t tasks = 40) {
   SchedulerOptions o;
   o.jobs = jobs;
   o.auto_start = 2;
   o.auto_cooldown = milliseconds(1000);
-  Scheduler s(Independent(40), Iota(40), o);
+  Scheduler s(Independent(tasks), Iota(tasks), o);
   Sim sim;
   int refused = 0;
   sim.script = [&](size_t, int, Millis, size_t running) {
@@ -217,7 +218,7 @@ std::pair<int, Millis> AgainstLimitedApi(std::optional<int> jobs, size_t* max_ru
     return Sim::Try{milliseconds(1000), {}};
   };
   sim.Run(s);
-  for (size_t t = 0; t < 40; ++t) EXPECT_EQ(s.state(t), TaskState::kSucceeded);
+  for (size_t t = 0; t < tasks; ++t) EXPECT_EQ(s.state(t), TaskState::kSucceeded);
   *max_running = sim.max_running;
   return {refused, sim.end};
 }
@@ -237,6 +238,18 @@ TEST(SchedulerTest, AutoConcurrencyFindsWhatTheServerBears) {
   EXPECT_LE(auto_max, 8u) << "but gently";
   EXPECT_LT(auto_refused * 5, all_refused) << "it backs off instead of hammering";
   EXPECT_LE(auto_end.count(), five_end.count() * 3 / 2) << "within 1.5x of the best fixed setting";
+}
+
+TEST(SchedulerTest, AutoStaysBelowTheWindowThatWasRefused) {
+  size_t auto_max = 0, five_max = 0;
+  auto [auto_refused, auto_end] = AgainstLimitedApi(std::nullopt, &auto_max, 200);
+  auto [five_refused, five_end] = AgainstLimitedApi(5, &five_max, 200);
+  std::printf("200 tasks, API bears 5: auto %.1f s (%d refused), -j 5 %.1f s\n",
+              auto_end.count() / 1000.0, auto_refused, five_end.count() / 1000.0);
+  EXPECT_EQ(five_refused, 0);
+  // Without the wait below the refused window: 22 refused (it went back to 6 at every step).
+  EXPECT_LE(auto_refused, 15) << "back below a refused window, it stays there a while";
+  EXPECT_LE(auto_end.count(), five_end.count() * 21 / 20) << "within 1.05x of the best fixed";
 }
 
 TEST(SchedulerTest, AutoStartsLowAndGrows) {
@@ -288,12 +301,20 @@ TEST(SchedulerTest, ProxyAnswersGrowAFullWindow) {
   s.Answered(50, milliseconds(1800));
   EXPECT_EQ(s.limit(), 4);
   s.Answered(1, milliseconds(2400));
+  EXPECT_EQ(s.limit(), 4) << "5 was refused: tried again only after four cooldowns without a 429";
+  s.Answered(1, milliseconds(4100));
+  EXPECT_EQ(s.limit(), 4);
+  s.Answered(1, milliseconds(4300));
   EXPECT_EQ(s.limit(), 5);
-  // Two of the five end: three run in a window of five, whose answers test nothing.
+  s.Answered(1, milliseconds(5000));
+  EXPECT_EQ(s.limit(), 5);
+  s.Answered(1, milliseconds(5400));
+  EXPECT_EQ(s.limit(), 6) << "tried again, then one more per cooldown as before";
+  // Two of the five end: three run in a window of six, whose answers test nothing.
   auto ids = std::vector<size_t>{0, 1};
-  for (size_t t : ids) s.Finish(t, {Kind::kFailed, {}}, milliseconds(3000));
-  s.Answered(1, milliseconds(3500));
-  EXPECT_EQ(s.limit(), 5) << "three run in a window of five: not full";
+  for (size_t t : ids) s.Finish(t, {Kind::kFailed, {}}, milliseconds(5500));
+  s.Answered(1, milliseconds(8000));
+  EXPECT_EQ(s.limit(), 6) << "three run in a window of six: not full";
   SchedulerOptions fixed;
   fixed.jobs = 3;
   Scheduler f(Independent(5), Iota(5), fixed);
