@@ -130,7 +130,7 @@ class Scheduler {
   size_t running_ = 0;
   double auto_limit_;
   std::optional<Millis> last_decrease_;
-  double refused_at_ = 0;  // the window when the last rate limit came; 0: none, or tried again
+  double refused_at_ = 0;    // the window when the last rate limit came; 0: none, or tried again
   Millis last_increase_{0};  // by answers, after slow start
   std::mt19937_64 rng_;
 };

@@ -117,6 +117,27 @@ std::string ExportTree(const std::string& common, const std::string& commit) {
 
 namespace {
 
+bool Later(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
+}
+
+// Returns once the file system's clock in `dir` has moved past `newest`, so that a file written
+// from now on is newer. It moves in ticks: a few milliseconds on most file systems, a second or
+// two on some. Gives up after 3 s (a clock set back): entries that are then racily clean are
+// only compared again, never taken for unchanged.
+void WaitForTheClockToPass(const std::string& dir, const struct timespec& newest) {
+  std::string probe = dir + "/.clock";
+  int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  for (int waited_ms = 0; waited_ms < 3000; ++waited_ms) {
+    struct stat st;
+    if (futimens(fd, nullptr) != 0 || fstat(fd, &st) != 0 || Later(st.st_mtim, newest)) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  close(fd);
+  unlink(probe.c_str());
+}
+
 Expected<std::string> MakeExport(git_repository* repo, const std::string& common,
                                  const std::string& commit) {
   std::string dir = ExportsRoot(common) + "/" + commit;
@@ -152,8 +173,8 @@ Expected<std::string> MakeExport(git_repository* repo, const std::string& common
     return fail(GitError("check out " + commit + " into " + target));
   }
   // Its index, with the stat data of the files as checked out: the overlay shows them with the
-  // same inode numbers and times, so an index copied from this one starts clean. Written after
-  // the clock has moved on from the last file's time, so no entry is racily clean.
+  // same inode numbers and times, so an index copied from this one starts clean. Written once
+  // the clock has moved on from the newest file's time, so no entry is racily clean.
   git_index* raw_index = nullptr;
   if (git_index_open(&raw_index, (staging + "/index").c_str()) != 0) {
     return fail(GitError("create " + staging + "/index"));
@@ -161,6 +182,7 @@ Expected<std::string> MakeExport(git_repository* repo, const std::string& common
   IndexPtr index(raw_index);
   if (git_index_read_tree(index.get(), tree.get()) != 0)
     return fail(GitError("index of " + commit));
+  struct timespec newest {};
   for (size_t i = 0; i < git_index_entrycount(index.get()); ++i) {
     git_index_entry e = *git_index_get_byindex(index.get(), i);
     struct stat st;
@@ -168,8 +190,11 @@ Expected<std::string> MakeExport(git_repository* repo, const std::string& common
     if (S_ISDIR(st.st_mode)) continue;
     FillStat(&e, st);
     if (git_index_add(index.get(), &e) != 0) return fail(GitError("index of " + commit));
+    for (const struct timespec& t : {st.st_mtim, st.st_ctim}) {
+      if (Later(t, newest)) newest = t;
+    }
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  WaitForTheClockToPass(staging, newest);
   if (git_index_write(index.get()) != 0) return fail(GitError("write " + staging + "/index"));
   if (rename(staging.c_str(), dir.c_str()) != 0) {
     return fail(Fail("rename " + staging + " to " + dir + ": " + std::strerror(errno)));

@@ -748,6 +748,55 @@ TEST_F(WorktreeTest, CleanRemovesOnlyWorkKeptElsewhere) {
 // The fast path on the host: sixteen overlay workspaces made at once share one export of the
 // base; each folder holds only its .git file and the .gitignore, and git sees a clean, sparse
 // worktree.
+// The export's index is written once the clock has passed its files' times: no entry is racily
+// clean (as new as the index), so neither git nor corral's scan reads their content again.
+TEST_F(WorktreeTest, AnExportsIndexIsNewerThanEveryFileInIt) {
+  // A commit of 200 files more than the base, made aside: the user's index and files stay.
+  ScratchDir aside;
+  std::vector<std::string> env = {"GIT_INDEX_FILE=" + aside.path() + "/index"};
+  auto git = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"/usr/bin/git", "-C", dir_.path()});
+    return RunCommand(args, env);
+  };
+  ASSERT_EQ(git({"read-tree", base_}).status, 0);
+  WriteFile(aside.path() + "/f", "f\n");
+  std::string blob = git({"hash-object", "-w", aside.path() + "/f"}).out;
+  blob.pop_back();
+  for (int i = 0; i < 200; ++i) {
+    std::string entry = "100644," + blob + ",f" + std::to_string(i);
+    ASSERT_EQ(git({"update-index", "--add", "--cacheinfo", entry}).status, 0);
+  }
+  std::string tree = git({"write-tree"}).out;
+  tree.pop_back();
+  std::string commit = git({"commit-tree", tree, "-p", base_, "-m", "many"}).out;
+  commit.pop_back();
+  auto head = repo_->ResolveCommit(commit);
+  ASSERT_TRUE(head) << commit;
+  auto ws = repo_->CreateWorkspace("o", "t", *head, *head);
+  ASSERT_TRUE(ws) << ws.error().message;
+  std::string exported = dir_.path() + "/.git/corral/exports/" + *head;
+  struct stat ist;
+  ASSERT_EQ(stat((exported + "/index").c_str(), &ist), 0);
+  Output files = RunCommand({"/usr/bin/git", "--git-dir=" + dir_.path() + "/.git",
+                             "--work-tree=" + exported + "/tree", "ls-files", "--debug"},
+                            {"GIT_INDEX_FILE=" + exported + "/index"});
+  ASSERT_EQ(files.status, 0) << files.err;
+  std::istringstream lines(files.out);
+  std::string line;
+  int entries = 0;
+  while (std::getline(lines, line)) {
+    long sec = 0, nsec = 0;
+    if (std::sscanf(line.c_str(), "  mtime: %ld:%ld", &sec, &nsec) != 2) continue;
+    ++entries;
+    const struct timespec& index = ist.st_mtim;
+    bool older = sec < index.tv_sec || (sec == index.tv_sec && nsec < index.tv_nsec);
+    EXPECT_TRUE(older) << "an entry as new as the index: " << sec << ":" << nsec;
+  }
+  EXPECT_EQ(entries, 203);
+  EXPECT_FALSE(fs::exists(exported + "/.clock"));
+  EXPECT_EQ(Git({"status", "--porcelain"}, ws->path).out, "");
+}
+
 TEST_F(WorktreeTest, OverlayWorkspacesShareOneExport) {
   std::vector<std::thread> threads;
   std::vector<std::string> errors(16);
