@@ -171,7 +171,8 @@ void Scheduler::Increase(Millis now) {
 
 bool Scheduler::Grow(double to, Millis now) {
   to = std::min<double>(options_.auto_max, to);
-  if (refused_at_ > 0 && std::floor(to) >= std::floor(refused_at_)) {
+  // refused_at_ is set with last_decrease_.
+  if (last_decrease_ && refused_at_ > 0 && std::floor(to) >= std::floor(refused_at_)) {
     if (now - *last_decrease_ < kProbeCooldowns * options_.auto_cooldown) return false;
     refused_at_ = 0;  // quiet long enough: the window is tried again, and grows from there
   }
