@@ -406,6 +406,14 @@ class ManyFilesTest : public WorktreeTest {
 
   std::string Status() { return Git({"status", "--porcelain=v1", "-uall"}, ws_.path).out; }
 
+  // Commits the workspace while the scan's openat2 of `folder` answers EMFILE.
+  auto CommitWhileUnopenable(const char* folder) {
+    g_emfile_folder = folder;
+    auto c = repo_->CommitAll(ws_, {"r1", "many", "p@0", {}, {}, {}});
+    g_emfile_folder = nullptr;
+    return c;
+  }
+
   Workspace ws_;
 };
 
@@ -489,9 +497,7 @@ TEST_F(ManyFilesTest, AFolderTheScanCannotOpenIsDiffedWhole) {
   Put("d7/new.txt", "new\n");
   Put("d7/f7.txt", "changed\n");
   Put("d8/new.txt", "new\n");
-  g_emfile_folder = "d7";
-  auto c = repo_->CommitAll(ws_, {"r1", "many", "p@0", {}, {}, {}});
-  g_emfile_folder = nullptr;
+  auto c = CommitWhileUnopenable("d7");
   ASSERT_TRUE(c && c->committed) << (c ? "" : c.error().message);
   EXPECT_TRUE(c->skipped.empty());
   EXPECT_EQ(Git({"diff", "--name-status", "HEAD~1", "HEAD"}, ws_.path).out,
@@ -503,9 +509,7 @@ TEST_F(ManyFilesTest, AFolderTheScanCannotOpenIsDiffedWhole) {
 TEST_F(ManyFilesTest, ARootTheScanCannotOpenIsDiffedWhole) {
   Put("d7/new.txt", "new\n");
   Put("top.txt", "new\n");
-  g_emfile_folder = ".";
-  auto c = repo_->CommitAll(ws_, {"r1", "many", "p@0", {}, {}, {}});
-  g_emfile_folder = nullptr;
+  auto c = CommitWhileUnopenable(".");
   ASSERT_TRUE(c && c->committed) << (c ? "" : c.error().message);
   EXPECT_EQ(Git({"diff", "--name-status", "HEAD~1", "HEAD"}, ws_.path).out,
             "A\td7/new.txt\nA\ttop.txt\n");
