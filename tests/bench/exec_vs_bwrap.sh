@@ -2,7 +2,10 @@
 # Start-up cost of a sandbox: `corral exec -- /bin/true` under policies/default.toml against
 # bubblewrap given the same isolation (every namespace, the same binds and symlinks, a fresh
 # /proc, a minimal /dev, a private /tmp, and the same seccomp filter as BPF), in one run.
-# Usage: tests/bench/exec_vs_bwrap.sh [CORRAL]   (needs hyperfine, bubblewrap and python3)
+# Then the floor under both (tests/bench/start_floor.cc): what a program start and the sandbox's
+# namespaces cost here, and what bwrap plus the one program start more that corral makes (its
+# helper) would come to.
+# Usage: tests/bench/exec_vs_bwrap.sh [CORRAL]   (needs hyperfine, bubblewrap, python3 and g++)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 corral=$(realpath "${1:-build/launcher/corral}")
@@ -35,9 +38,16 @@ for ((i = 0; i < rounds; i++)); do
     -n corral "$wrap $corral_cmd'" -n bwrap "$wrap $bwrap_cmd'" -n shell "$wrap /bin/true'" >/dev/null
 done
 
+# The helper as built next to corral, or as installed.
+helper=$(dirname "$corral")/../sandbox/corral-sandbox
+[ -x "$helper" ] || helper=$(dirname "$corral")/../libexec/corral/corral-sandbox
+c++ -std=c++20 -O2 tests/bench/start_floor.cc -o "$work/start_floor"
+"$work/start_floor" "$helper" >"$work/floor.txt"
+
 python3 - "$work" "$(id -un)" "$((rounds * 20))" <<'PY'
 import glob, json, statistics, sys
 work, user, runs = sys.argv[1:]
+floor = dict(line.strip().split("=") for line in open(work + "/floor.txt"))
 times = {"corral": [], "bwrap": [], "shell": []}
 for path in glob.glob(work + "/round-*.json"):
     for r in json.load(open(path))["results"]:
@@ -49,4 +59,11 @@ print(f"  corral exec : {corral * 1000:6.2f} ms")
 print(f"  bwrap       : {bwrap * 1000:6.2f} ms")
 print(f"  (both ran through the same shell wrapper, {shell * 1000:.2f} ms, subtracted)")
 print(f"  ratio       : {corral / bwrap:.2f}x bwrap (target: at most 0.8x)")
+start, cpuid, n = float(floor["start_us"]), float(floor["cpuid_us"]), int(floor["start_cpuid"])
+print("The floor on this machine:")
+print(f"  one program start, exec to exit (the static helper): {start / 1000:.2f} ms, of which")
+print(f"    {n} cpuid instructions before main at {cpuid:.2f} us each: {n * cpuid / 1000:.2f} ms")
+print(f"  a clone with the seven namespaces, exit and reaping : {float(floor['namespaces_us']) / 1000:.2f} ms")
+print(f"  bwrap plus corral's one program start more (its helper): "
+      f"{(bwrap * 1000 + start / 1000):.2f} ms, {(bwrap * 1000 + start / 1000) / (bwrap * 1000):.2f}x bwrap")
 PY
