@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 
@@ -272,6 +273,11 @@ Expected<> Repository::ResetWorkspace(const Workspace& ws, const std::string& co
     // The folder emptied but for its .git file, then filled again as CreateWorkspace does (the
     // export made again if someone removed it).
     std::string exported = ReadOverlayMarker(ws.admin_dir);
+    // The index is copied from the export again below; a corral killed while it copied it the
+    // last time left it cut short, which the soft reset would refuse to read.
+    if (unlink((ws.admin_dir + "/index").c_str()) != 0 && errno != ENOENT) {
+      return Fail("remove " + ws.admin_dir + "/index: " + std::strerror(errno));
+    }
     std::optional<FileLock> export_in_use;
     if (auto lower = EnsureExport(repo_, common_dir_, exported, &export_in_use); !lower) {
       return std::unexpected(lower.error());

@@ -866,6 +866,38 @@ TEST_F(WorktreeTest, OverlayChangesAreReadFromTheFolder) {
   EXPECT_FALSE(fs::exists(ws->overlay_work));
 }
 
+// corral killed while it made an overlay workspace, at each point that leaves a file behind:
+// the try that resumes it resets it to what a new one holds (the faults e2e test found the index
+// cut short by a kill during its copy).
+TEST_F(WorktreeTest, AnOverlayWorkspaceAKillCutShortIsReset) {
+  auto fresh = repo_->CreateWorkspace("o", "fresh", base_, base_);
+  ASSERT_TRUE(fresh) << fresh.error().message;
+  std::string want = Git({"ls-files", "-v", "--stage"}, fresh->path).out;
+  for (std::string cut : {"empty index", "half an index", "no index", "no overlay work",
+                          "a file in the folder"}) {
+    SCOPED_TRACE(cut);
+    std::string task = "t" + std::to_string(cut.size());
+    auto ws = repo_->CreateWorkspace("o", task, base_, base_);
+    ASSERT_TRUE(ws) << ws.error().message;
+    std::string index = ws->admin_dir + "/index";
+    off_t size = cut == "empty index" ? 0 : static_cast<off_t>(fs::file_size(index) / 2);
+    if (cut == "empty index" || cut == "half an index") {
+      ASSERT_EQ(truncate(index.c_str(), size), 0) << strerror(errno);
+    }
+    if (cut == "no index") fs::remove(index);
+    if (cut == "no overlay work") fs::remove_all(ws->overlay_work);
+    if (cut == "a file in the folder") WriteFile(ws->path + "/a.txt", "half written");
+    auto found = repo_->FindWorkspace("o", task);
+    ASSERT_TRUE(found) << found.error().message;
+    auto reset = repo_->ResetWorkspace(*found, base_);
+    ASSERT_TRUE(reset) << reset.error().message;
+    EXPECT_EQ(Git({"ls-files", "-v", "--stage"}, ws->path).out, want);
+    EXPECT_EQ(Git({"status", "--porcelain"}, ws->path).out, "");
+    EXPECT_TRUE(fs::is_directory(ws->overlay_work));
+    EXPECT_FALSE(fs::exists(ws->path + "/a.txt")) << "the export holds it, not the folder";
+  }
+}
+
 TEST_F(WorktreeTest, AnOverlayFolderCorralCannotListIsKeptByClean) {
   // libgit2's status passes over a folder it cannot list: as the unprivileged user, corral sees
   // only that the folder is there, and what is in it may be work that is in no commit.
