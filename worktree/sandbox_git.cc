@@ -35,6 +35,7 @@ using OdbPtr = GitPtr<git_odb, git_odb_free>;
 using OdbObjectPtr = GitPtr<git_odb_object, git_odb_object_free>;
 
 std::string GitDirsRoot(const std::string& common) { return common + "/corral/gitdirs"; }
+std::string GitDirsLock(const std::string& common) { return common + "/corral/gitdirs.lock"; }
 
 Expected<> WriteFile(const std::string& path, const std::string& content) {
   return WriteFileAt(path, content, O_TRUNC | O_NOFOLLOW);
@@ -160,6 +161,14 @@ Expected<SandboxGit> Repository::PrepareSandboxGit(const Workspace& ws) {
 
   RemoveTree(g.dir);  // a try before this one
   std::error_code ec;
+  {
+    // Under the lock that RemoveSandboxGit takes to remove the run's folder once it is empty,
+    // which it could be between this making sure it exists and making the task's folder in it.
+    auto lock = FileLock::Acquire(GitDirsLock(common_dir_));
+    if (!lock) return std::unexpected(lock.error());
+    fs::create_directories(g.dir, ec);
+    if (ec) return Fail("create " + g.dir + ": " + ec.message());
+  }
   for (const std::string& d : {g.dir + "/objects/info", g.dir + "/objects/pack",
                                g.dir + "/refs/tags",
                                fs::path(g.dir + "/refs/heads/" + ws.branch).parent_path().string()}) {
@@ -402,6 +411,8 @@ Expected<> Repository::RemoveSandboxGit(const std::string& run, const std::strin
   RemoveTree(root + "/" + task);
   std::error_code ec;
   fs::remove(root + "/" + task + ".git", ec);
+  auto lock = FileLock::Acquire(GitDirsLock(common_dir_));
+  if (!lock) return std::unexpected(lock.error());
   fs::remove(root, ec);  // when it is empty
   return {};
 }

@@ -1192,6 +1192,33 @@ TEST_F(SandboxGitTest, TheAutoCommitStartsFromTheAgentsCommits) {
   EXPECT_EQ(Git({"show", "corral/r1/agent:b.txt"}).out, "edited while skipped\n");
 }
 
+// Tries of a run's tasks start and end at once: one ending removes the run's git folder when it
+// is the last in it, never from under one starting (the faults e2e test saw "create
+// .../gitdirs/<run>/t4/objects/info: No such file or directory").
+TEST_F(WorktreeTest, SandboxGitDirectoriesComeAndGoConcurrently) {
+  constexpr int kTasks = 4, kTries = 150;
+  std::vector<Workspace> workspaces;
+  for (int i = 0; i < kTasks; ++i) workspaces.push_back(Create("r1", "t" + std::to_string(i)));
+  std::vector<std::string> errors(kTasks);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kTasks; ++i) {
+    threads.emplace_back([&, i] {
+      auto repo = Repository::Open(dir_.path());
+      for (int k = 0; repo && k < kTries && errors[i].empty(); ++k) {
+        auto g = repo->PrepareSandboxGit(workspaces[i]);
+        if (!g) errors[i] = g.error().message;
+        if (auto r = repo->RemoveSandboxGit("r1", workspaces[i].task); !r) {
+          errors[i] = r.error().message;
+        }
+      }
+      if (!repo) errors[i] = repo.error().message;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kTasks; ++i) EXPECT_EQ(errors[i], "") << "task " << i;
+  EXPECT_FALSE(fs::exists(dir_.path() + "/.git/corral/gitdirs/r1")) << "the last one removed it";
+}
+
 TEST_F(SandboxGitTest, RemovingTheWorkspaceRemovesTheAgentsGitDirectory) {
   ASSERT_TRUE(repo_->RemoveWorkspace(ws_));
   EXPECT_FALSE(fs::exists(git_.dir));
