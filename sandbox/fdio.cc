@@ -29,16 +29,30 @@ Expected<> ReplaceFile(const std::string& path, const std::string& content) {
   return r;
 }
 
-Expected<> WriteAll(int fd, const std::string& data, const std::string& what) {
+namespace {
+
+template <typename Write>
+Expected<> WriteAllWith(const std::string& data, const std::string& what, Write write_some) {
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
+    ssize_t n = write_some(data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n == 0) errno = ENOSPC;  // a write that takes nothing: no room
     if (n <= 0) return ErrnoError(what);
     done += n;
   }
   return {};
+}
+
+}  // namespace
+
+Expected<> WriteAll(int fd, const std::string& data, const std::string& what) {
+  return WriteAllWith(data, what, [fd](const char* p, size_t n) { return write(fd, p, n); });
+}
+
+Expected<> SendAll(int sock, const std::string& data, const std::string& what) {
+  return WriteAllWith(data, what,
+                      [sock](const char* p, size_t n) { return send(sock, p, n, MSG_NOSIGNAL); });
 }
 
 std::string ReadAll(int fd) {

@@ -19,6 +19,9 @@ Expected<> ReplaceFile(const std::string& path, const std::string& content);
 // Writes all of `data` to `fd`, retrying short writes and EINTR. Errors say `what` failed.
 Expected<> WriteAll(int fd, const std::string& data, const std::string& what);
 
+// As WriteAll, to a socket whose peer may be gone: that is an error (EPIPE), never a SIGPIPE.
+Expected<> SendAll(int sock, const std::string& data, const std::string& what);
+
 // Reads `fd` until end of file (or an error, which ends the data).
 std::string ReadAll(int fd);
 

@@ -36,11 +36,9 @@ int main(int argc, char** argv) {
   // next manager of the run waits for every such holder before it touches the run's worktrees.
   if (hold >= 3) fcntl(hold, F_SETFD, FD_CLOEXEC);
   // When corral dies, the supervisor hears kParentDied, kills the sandbox and waits until all of
-  // it is gone before this process exits; blocked now so it waits for the supervisor's signalfd.
-  sigset_t parent_died;
-  sigemptyset(&parent_died);
-  sigaddset(&parent_died, corral::sandbox::kParentDied);
-  sigprocmask(SIG_BLOCK, &parent_died, nullptr);
+  // it is gone before this process exits. It and the stop signals are blocked now, so that they
+  // wait for the supervisor's signalfd.
+  corral::sandbox::BlockSupervisedSignals();
   prctl(PR_SET_PDEATHSIG, corral::sandbox::kParentDied);
   if (parent != 0 && getppid() != parent) return 1;
   // Out of the terminal's foreground group: Ctrl-C reaches the sandbox once, through corral.

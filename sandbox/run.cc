@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -128,12 +129,14 @@ Expected<Result> Helper::Run(const Spec& spec,
   if (!process_ || process_->sock < 0) return Fail("a sandbox helper runs one sandbox");
   std::optional<SignalForwarding> forwarding;
   if (forward_signals) {
+    g_helper = process_->child.id();  // first: a signal that comes next finds it
     forwarding.emplace();
-    g_helper = process_->child.id();
   }
   const int sock = process_->sock;
   process_->sock = -1;
-  auto sent = WriteAll(sock, ToJson(spec), "send spec to helper");
+  // A helper already gone (killed, or dead of a signal before its set-up) is an error, not a
+  // SIGPIPE that would end corral without a word.
+  auto sent = SendAll(sock, ToJson(spec), "send spec to helper");
   shutdown(sock, SHUT_WR);
   std::string reply = ReadReply(sock, on_proxy_listener);
   close(sock);
@@ -142,7 +145,10 @@ Expected<Result> Helper::Run(const Spec& spec,
   if (forward_signals) g_helper = 0;
   if (!sent) return std::unexpected(sent.error());
   if (reply.empty()) {
-    return Fail("the sandbox helper died (exit " + std::to_string(process_->child.exit_code()) +
+    int status = process_->child.native_exit_code();
+    return Fail("the sandbox helper died (" +
+                (WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                     : "exit " + std::to_string(WEXITSTATUS(status))) +
                 ")");
   }
   // The helper answers "E<message>" when the sandbox could not be set up, else "R<result json>".

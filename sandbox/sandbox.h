@@ -45,13 +45,14 @@ class Helper {
  public:
   // Uses options.helper_path, the stdio descriptors, hold_fd and on_start; the rest of the
   // options are Run()'s. Until Run(), a signal to the caller ends it as it would have.
+  // REQUIRES: the calling thread outlives the run (the helper's parent-death signal follows it).
   static Expected<Helper> Start(const RunOptions& options);
   Helper(Helper&&) noexcept;
   Helper& operator=(Helper&&) noexcept;
   ~Helper();
 
   // Runs the command. Returns an Error when the sandbox could not be set up; nothing ran then.
-  // Once only. REQUIRES: the calling thread outlives the run (the helper dies with it).
+  // Once only.
   Expected<Result> Run(const Spec& spec, const std::function<void(int listener)>& on_proxy_listener,
                        bool forward_signals);
 

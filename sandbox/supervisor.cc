@@ -161,11 +161,17 @@ struct Watch {
 
 constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, kParentDied};
 
-Expected<Fd> BlockSignals() {
+sigset_t SupervisedSignals() {
   sigset_t set;
   sigemptyset(&set);
   for (int sig : kSignals) sigaddset(&set, sig);
-  if (sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return ErrnoError("sigprocmask");
+  return set;
+}
+
+// A signal blocked since the helper started and pending now is read from the signalfd too.
+Expected<Fd> BlockSignals() {
+  if (!BlockSupervisedSignals()) return ErrnoError("sigprocmask");
+  sigset_t set = SupervisedSignals();
   int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
   if (fd < 0) return ErrnoError("signalfd");
   return Fd(fd);
@@ -179,7 +185,15 @@ int CloneFlags(const Spec& spec) {
 
 }  // namespace
 
+bool BlockSupervisedSignals() {
+  sigset_t set = SupervisedSignals();
+  return sigprocmask(SIG_BLOCK, &set, nullptr) == 0;
+}
+
 Expected<Result> Supervise(const Spec& request, int reply_fd) {
+  // Before anything that leaves state to undo: a stop signal waits for the loop below.
+  auto signals = BlockSignals();
+  if (!signals) return std::unexpected(signals.error());
   Spec spec = request;
   mnt::ResolveSymlinks(&spec);
   const Clock::time_point start = Clock::now();
@@ -201,8 +215,6 @@ Expected<Result> Supervise(const Spec& request, int reply_fd) {
   // tools.allow: execs stop at the supervisor too, which refuses `ld.so PROGRAM`.
   auto filter = seccomp::Filter::Build(spec.syscalls, spec.observe_exec || spec.exec_allow);
   if (!filter) return std::unexpected(filter.error());
-  auto signals = BlockSignals();
-  if (!signals) return std::unexpected(signals.error());
 
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)

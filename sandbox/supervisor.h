@@ -13,6 +13,12 @@ namespace corral::sandbox {
 // process of it is gone (its pid 1 has exited, which the kernel allows only after the others).
 inline constexpr int kParentDied = SIGUSR2;
 
+// Blocks the signals Supervise reads (SIGINT, SIGTERM, SIGHUP, SIGQUIT, kParentDied). The helper
+// calls it first thing: a signal that arrives while it reads its Spec or sets the sandbox up then
+// waits for Supervise, which answers it as it would later, instead of killing the helper halfway
+// (with its cgroups and the workspace's placeholders left behind).
+bool BlockSupervisedSignals();
+
 // Runs spec.argv in a new sandbox and waits for it. SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to
 // the caller are forwarded into the sandbox. Returns an Error when the sandbox could not be set up
 // (nothing ran); otherwise the Result, also when the command failed.

@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -397,6 +399,105 @@ TEST_F(ExecTest, NothingSurvivesCorralsDeath) {
   waitpid(pid, nullptr, 0);
   std::this_thread::sleep_for(std::chrono::seconds(3));
   EXPECT_FALSE(std::filesystem::exists(marker)) << "the sandbox outlived corral";
+}
+
+// corral's helper, once `sig` is blocked in it (it blocks its signals first thing: SIGUSR2 is
+// sandbox::kParentDied), or 0 if no child of `corral` gets there in 10 s.
+pid_t HelperOnceItBlocks(pid_t corral, int sig) {
+  for (int tries = 0; tries < 1000; ++tries) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+      std::string name = e.path().filename();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::istringstream status(ReadFile(e.path() / "status"));
+      long ppid = -1;
+      unsigned long long blocked = 0;
+      for (std::string line; std::getline(status, line);) {
+        if (line.starts_with("PPid:")) ppid = std::stol(line.substr(5));
+        if (line.starts_with("SigBlk:")) blocked = std::stoull(line.substr(7), nullptr, 16);
+      }
+      if (ppid == corral && (blocked >> (sig - 1) & 1)) return std::stoi(name);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return 0;
+}
+
+// corral exec reading its policy from a FIFO: it has started its helper and waits for the policy.
+class HelperSignalTest : public ExecTest {
+ protected:
+  void SetUp() override {
+    ExecTest::SetUp();
+    fifo_ = scratch_.path() + "/policy.toml";
+    ASSERT_EQ(mkfifo(fifo_.c_str(), 0600), 0) << strerror(errno);
+    corral_ = Spawn({CORRAL_BIN, "exec", "--policy", fifo_, "--cwd", ws_.path(), "--", "sh", "-c",
+                     "./probe sleep 5; ./probe write " + ws_.path() + "/marker"},
+                    scratch_.path() + "/log");
+    ASSERT_GT(corral_, 0);
+  }
+  void TearDown() override {
+    if (corral_ > 0 && waitpid(corral_, nullptr, WNOHANG) == 0) {
+      kill(corral_, SIGKILL);
+      waitpid(corral_, nullptr, 0);
+    }
+  }
+
+  // Gives corral its policy, and returns its exit status.
+  int SendPolicyAndWait(const std::string& policy) {
+    int fd = open(fifo_.c_str(), O_WRONLY | O_CLOEXEC);
+    EXPECT_GE(fd, 0) << strerror(errno);
+    EXPECT_EQ(write(fd, policy.data(), policy.size()), static_cast<ssize_t>(policy.size()));
+    close(fd);
+    int status = 0;
+    waitpid(corral_, &status, 0);
+    corral_ = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  std::string fifo_;
+  pid_t corral_ = 0;
+};
+
+// A stop signal that reaches the helper before it has set the sandbox up waits for it: the
+// command gets it, and the placeholders of protected paths and the cgroups go as after any run
+// (a helper that died of it halfway left them, in 10 of 400 tries of a race).
+TEST_F(HelperSignalTest, ASignalBeforeTheSetUpIsForwardedAndLeavesNothing) {
+  pid_t helper = HelperOnceItBlocks(corral_, SIGUSR2);
+  ASSERT_GT(helper, 0) << ReadFile(scratch_.path() + "/log");
+  ASSERT_EQ(kill(helper, SIGTERM), 0);
+  std::string policy = R"(
+[filesystem]
+read_only = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]
+protect = [".env", ".envrc"]
+[env]
+pass = ["PATH"]
+)";
+  EXPECT_EQ(SendPolicyAndWait(policy), 128 + SIGTERM) << ReadFile(scratch_.path() + "/log");
+  std::set<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(ws_.path())) {
+    left.insert(e.path().filename());
+  }
+  EXPECT_EQ(left, std::set<std::string>{"probe"}) << "no marker, no placeholder";
+  Output cgroups = RunCommand({"/usr/bin/find", "/sys/fs/cgroup", "-maxdepth", "6", "-name",
+                               "corral-" + std::to_string(helper) + "-*"});
+  EXPECT_EQ(cgroups.out, "") << "cgroups left behind";
+}
+
+// A helper that is gone before corral sends it the spec: a `corral:` reason and 125, not a
+// SIGPIPE that ends corral without a word.
+TEST_F(HelperSignalTest, AHelperGoneBeforeTheSpecIsASetUpError) {
+  pid_t helper = HelperOnceItBlocks(corral_, SIGUSR2);
+  ASSERT_GT(helper, 0) << ReadFile(scratch_.path() + "/log");
+  ASSERT_EQ(kill(helper, SIGKILL), 0);
+  for (int i = 0; i < 1000 && ReadFile("/proc/" + std::to_string(helper) + "/stat").find(") Z ") ==
+                                  std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(SendPolicyAndWait(kBase), 125);
+  std::string log = ReadFile(scratch_.path() + "/log");
+  EXPECT_NE(log.find("corral: send spec to helper: Broken pipe"), std::string::npos) << log;
+  EXPECT_FALSE(std::filesystem::exists(ws_.path() + "/marker"));
 }
 
 // --- Privileges and syscalls ---
