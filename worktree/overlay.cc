@@ -124,18 +124,23 @@ bool Later(const struct timespec& a, const struct timespec& b) {
 // Returns once the file system's clock in `dir` has moved past `newest`, so that a file written
 // from now on is newer. It moves in ticks: a few milliseconds on most file systems, a second or
 // two on some. Gives up after 3 s (a clock set back): entries that are then racily clean are
-// only compared again, never taken for unchanged.
+// only compared again, never taken for unchanged. Where the probe cannot be made or stamped, it
+// waits the longest tick there is, 1.1 s.
 void WaitForTheClockToPass(const std::string& dir, const struct timespec& newest) {
   std::string probe = dir + "/.clock";
   int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return;
-  for (int waited_ms = 0; waited_ms < 3000; ++waited_ms) {
+  bool probed = fd >= 0;
+  for (int waited_ms = 0; probed && waited_ms < 3000; ++waited_ms) {
     struct stat st;
-    if (futimens(fd, nullptr) != 0 || fstat(fd, &st) != 0 || Later(st.st_mtim, newest)) break;
+    if (futimens(fd, nullptr) != 0 || fstat(fd, &st) != 0) probed = false;
+    if (!probed || Later(st.st_mtim, newest)) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  close(fd);
-  unlink(probe.c_str());
+  if (fd >= 0) {
+    close(fd);
+    unlink(probe.c_str());
+  }
+  if (!probed) std::this_thread::sleep_for(std::chrono::milliseconds(1100));
 }
 
 Expected<std::string> MakeExport(git_repository* repo, const std::string& common,
