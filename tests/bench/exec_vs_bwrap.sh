@@ -41,6 +41,7 @@ done
 # The helper as built next to corral, or as installed.
 helper=$(dirname "$corral")/../sandbox/corral-sandbox
 [ -x "$helper" ] || helper=$(dirname "$corral")/../libexec/corral/corral-sandbox
+[ -x "$helper" ] || { echo "exec_vs_bwrap: no corral-sandbox next to $corral" >&2; exit 2; }
 c++ -std=c++20 -O2 tests/bench/start_floor.cc -o "$work/start_floor"
 "$work/start_floor" "$helper" >"$work/floor.txt"
 

@@ -56,11 +56,12 @@ pid_t Spawn(char** argv, bool traced) {
   _exit(127);
 }
 
-// Single-steps the program from its exec to its exit; returns {instructions, cpuid}.
+// Single-steps the program from its exec to its exit; returns {instructions, cpuid}, or {-1, -1}
+// when it could not be traced (ptrace refused, as under a seccomp filter or Yama's scope 3).
 std::pair<long, long> CountCpuid(char** argv) {
   pid_t pid = Spawn(argv, true);
   int status = 0;
-  waitpid(pid, &status, 0);  // stopped at the exec
+  if (waitpid(pid, &status, 0) != pid || !WIFSTOPPED(status)) return {-1, -1};  // at the exec
   long steps = 0, cpuids = 0;
   for (;;) {
     user_regs_struct regs{};
@@ -110,6 +111,10 @@ int main(int argc, char** argv) {
   }
   double cpuid = CpuidMicros();
   auto [steps, cpuids] = CountCpuid(argv + 1);
+  if (steps < 0) {
+    std::fprintf(stderr, "start_floor: cannot trace %s (ptrace refused)\n", argv[1]);
+    return 1;
+  }
   double start = StartMicros(argv + 1);
   double namespaces = NamespacesMicros();
   std::printf("cpuid_us=%.2f\n", cpuid);
