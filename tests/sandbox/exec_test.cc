@@ -32,6 +32,15 @@ read_only = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]
 pass = ["PATH"]
 )";
 
+// kBase with protected paths in the workspace.
+constexpr const char* kProtecting = R"(
+[filesystem]
+read_only = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]
+protect = [".env", "secrets/"]
+[env]
+pass = ["PATH"]
+)";
+
 bool IsRoot() { return geteuid() == 0; }
 
 int LandlockAbi() {
@@ -184,13 +193,7 @@ read_only = ["/usr", "/nonexistent-corral-path"]
 
 TEST_F(ExecTest, ProtectedPathsStayReadOnlyEvenWhenMissing) {
   ASSERT_EQ(RunCommand({"/usr/bin/git", "init", "-q", ws_.path()}).status, 0);
-  std::string p = R"(
-[filesystem]
-read_only = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]
-protect = [".env", "secrets/"]
-[env]
-pass = ["PATH"]
-)";
+  const std::string p = kProtecting;
   EXPECT_EQ(Probe({"write", ws_.path() + "/.env"}, p).out, "write: EROFS\n");
   EXPECT_EQ(Probe({"write", ws_.path() + "/secrets/key"}, p).out, "write: EROFS\n");
   EXPECT_EQ(Probe({"write", ws_.path() + "/.git/hooks/pre-commit"}, p).out, "write: EROFS\n");
@@ -465,14 +468,7 @@ TEST_F(HelperSignalTest, ASignalBeforeTheSetUpIsForwardedAndLeavesNothing) {
   pid_t helper = HelperOnceItBlocks(corral_, SIGUSR2);
   ASSERT_GT(helper, 0) << ReadFile(scratch_.path() + "/log");
   ASSERT_EQ(kill(helper, SIGTERM), 0);
-  std::string policy = R"(
-[filesystem]
-read_only = ["/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc"]
-protect = [".env", ".envrc"]
-[env]
-pass = ["PATH"]
-)";
-  EXPECT_EQ(SendPolicyAndWait(policy), 128 + SIGTERM) << ReadFile(scratch_.path() + "/log");
+  EXPECT_EQ(SendPolicyAndWait(kProtecting), 128 + SIGTERM) << ReadFile(scratch_.path() + "/log");
   std::set<std::string> left;
   for (const auto& e : std::filesystem::directory_iterator(ws_.path())) {
     left.insert(e.path().filename());
